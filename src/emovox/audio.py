@@ -80,7 +80,7 @@ def decode(source: AudioSource, sr: int = SAMPLE_RATE, max_seconds: float | None
 
 def content_hash(y: np.ndarray) -> str:
     """Hash of the decoded samples (16-bit), equal for the same recording in any container."""
-    q = np.round(np.clip(y, -1.0, 1.0) * 32767).astype("<i2")
+    q = np.clip(np.round(y.astype(np.float64) * 32768), -32768, 32767).astype("<i2")
     return hashlib.sha1(q.tobytes()).hexdigest()
 
 

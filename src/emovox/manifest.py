@@ -86,6 +86,10 @@ class Manifest:
                     {"path": p.path, "reason": p.reason} for p in self.problems if p.corpus == name
                 ],
             }
+        stray = [{"path": p.path, "reason": p.reason} for p in self.problems if not p.corpus]
+        if stray:  # audio outside any recognised layout: listed, never dropped
+            out["unrecognised"] = {"clips": 0, "speakers": 0, "hours": 0.0, "emotions": {},
+                                   "problems": stray}
         return out
 
     # --- persistence -------------------------------------------------------------------------

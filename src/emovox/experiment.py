@@ -1,0 +1,222 @@
+"""The Python API behind ``emovox evaluate`` and ``emovox table2``: data → features → folds → scores.
+
+>>> from emovox.experiment import ExperimentConfig, load_dataset, evaluate
+>>> cfg = ExperimentConfig(model="svm", corpora=["ravdess"])
+>>> data = load_dataset(cfg)                 # scan + features (cached)      # doctest: +SKIP
+>>> result = evaluate(data, cfg)             # speaker k-fold by default      # doctest: +SKIP
+>>> result.metrics["ua"]                                                      # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from emovox import corpora as corpus_loaders
+from emovox.audio import Preprocess
+from emovox.features import FeatureConfig, extract
+from emovox.io import cache_dir, corpora_root
+from emovox.labels import LABEL_SETS, label_set
+from emovox.manifest import Clip, Manifest
+from emovox.metrics import score
+from emovox.models import default_param_grid, make_classical
+from emovox.reports import write_run
+from emovox.splits import Split, make_split
+
+
+class NoCorporaError(RuntimeError):
+    """No known corpus was found under the roots given."""
+
+
+@dataclass
+class ExperimentConfig:
+    """Everything that defines one evaluation run (written to config.json)."""
+
+    model: str = "svm"
+    corpora: list[str] = field(default_factory=list)  # empty: every corpus found
+    roots: list[str] = field(default_factory=lambda: [str(corpora_root())])
+    labels: str = "auto"  # a LABEL_SETS name, a comma list, or auto
+    protocol: str = "speaker-kfold"
+    k: int = 5
+    seed: int = 0
+    test_speakers: list[str] = field(default_factory=list)
+    train_corpora: list[str] = field(default_factory=list)
+    test_corpora: list[str] = field(default_factory=list)
+    features: str = FeatureConfig().groups
+    tune: bool = False
+    n_jobs: int = -1
+    name: str | None = None
+    out_dir: str = "runs"
+
+    def run_name(self) -> str:
+        corp = "+".join(self.corpora) if self.corpora else "all"
+        return self.name or f"{self.model}-{corp}-{self.protocol}"
+
+
+@dataclass
+class Dataset:
+    """Clips that decoded, their feature matrix and decoded-audio hashes, plus what was skipped."""
+
+    clips: list[Clip]
+    X: np.ndarray
+    hashes: list[str | None]
+    labels: tuple[str, ...]
+    skipped: list[tuple[str, str]]
+    excluded: dict[str, int]
+    problems: list[tuple[str, str]]
+
+    @property
+    def y(self) -> np.ndarray:
+        return np.array([c.emotion for c in self.clips], dtype=object)
+
+    def column(self, name: str) -> list:
+        return [getattr(c, name) for c in self.clips]
+
+
+@dataclass
+class Result:
+    metrics: dict
+    predictions: list[dict]
+    split: Split
+    run_dir: Path | None = None
+
+
+def scan(cfg: ExperimentConfig) -> Manifest:
+    """Find the corpora under ``cfg.roots`` (only those named in ``cfg.corpora``, if any)."""
+    roots = [Path(r) for r in cfg.roots]
+    missing = [str(r) for r in roots if not r.exists()]
+    manifest = corpus_loaders.scan([r for r in roots if r.exists()], cfg.corpora or None)
+    if not manifest.clips:
+        where = ", ".join(str(r) for r in roots)
+        raise NoCorporaError(
+            f"no known corpus found under {where}"
+            + (f" ({', '.join(missing)} does not exist)" if missing else "")
+            + ". Download RAVDESS, TESS, SAVEE and/or CREMA-D, unpack them into one folder and "
+            "point emovox at it: `export EMOVOX_CORPORA=/path/to/corpora` or pass the folder as "
+            "an argument (see `emovox corpora scan --help`)."
+        )
+    return manifest
+
+
+def resolve_labels(spec: str, manifest: Manifest) -> tuple[str, ...]:
+    """``auto``: every emotion of a single corpus, else the paper's seven."""
+    if spec != "auto":
+        return label_set(spec)
+    corpora = {c.corpus for c in manifest.clips}
+    if len(corpora) == 1:
+        return label_set({c.emotion for c in manifest.clips})
+    return LABEL_SETS["paper7"]
+
+
+def load_dataset(
+    cfg: ExperimentConfig, manifest: Manifest | None = None, progress: bool = True
+) -> Dataset:
+    """Scan, restrict to the label set, and extract (cached) utterance features."""
+    manifest = manifest if manifest is not None else scan(cfg)
+    labels = resolve_labels(cfg.labels, manifest)
+    kept, excluded = manifest.restrict(labels)
+    feats = extract(
+        [c.path for c in kept.clips],
+        FeatureConfig(groups=cfg.features),
+        Preprocess(),
+        cache_dir=cache_dir() / "features",
+        n_jobs=cfg.n_jobs,
+        progress=progress,
+    )
+    ok = np.flatnonzero(feats.ok)
+    return Dataset(
+        clips=[kept.clips[i] for i in ok],
+        X=feats.X,
+        hashes=[feats.hashes[i] for i in ok],
+        labels=labels,
+        skipped=list(feats.errors),
+        excluded=dict(excluded),
+        problems=[(p.path, p.reason) for p in manifest.problems],
+    )
+
+
+def _fit(cfg: ExperimentConfig, X: np.ndarray, y: np.ndarray, groups: np.ndarray, leaky: bool):
+    model = make_classical(cfg.model, seed=cfg.seed, probability=False)
+    if not cfg.tune:
+        return model.fit(X, y)
+    from sklearn.model_selection import GridSearchCV, GroupKFold, StratifiedKFold
+
+    grid = default_param_grid(cfg.model, probability=False)
+    n_groups = len(set(groups))
+    if leaky or n_groups < 2:
+        cv = StratifiedKFold(3, shuffle=True, random_state=cfg.seed)
+        search = GridSearchCV(model, grid, cv=cv, scoring="balanced_accuracy")
+        return search.fit(X, y).best_estimator_
+    cv = GroupKFold(min(3, n_groups))  # inner folds: training speakers only
+    search = GridSearchCV(model, grid, cv=cv, scoring="balanced_accuracy")
+    return search.fit(X, y, groups=groups).best_estimator_
+
+
+def evaluate(
+    data: Dataset, cfg: ExperimentConfig, write: bool = True, progress: bool = False
+) -> Result:
+    """Fit the configured classical model on each training fold and score the pooled predictions."""
+    t0 = time.perf_counter()
+    y = data.y
+    speakers = np.array(data.column("speaker"), dtype=object)
+    split = make_split(
+        cfg.protocol, y, speakers, data.column("corpus"),
+        k=cfg.k, seed=cfg.seed, test_speakers=cfg.test_speakers,
+        train_corpora=cfg.train_corpora, test_corpora=cfg.test_corpora,
+        hashes=data.hashes, texts=data.column("text"),
+    )
+    predictions: list[dict] = []
+    fold_ua = []
+    for fold in split.folds:
+        model = _fit(cfg, data.X[fold.train], y[fold.train], speakers[fold.train], split.leaky)
+        pred = model.predict(data.X[fold.test])
+        fold_ua.append(score(y[fold.test], pred, data.labels)["ua"])
+        for i, p in zip(fold.test, pred, strict=True):
+            c = data.clips[i]
+            predictions.append({"id": c.id, "corpus": c.corpus, "speaker": c.speaker,
+                                "fold": fold.name, "true": c.emotion, "pred": p, "path": c.path})
+    true = [p["true"] for p in predictions]
+    metrics = score(true, [p["pred"] for p in predictions], data.labels)
+    metrics.update(
+        model=cfg.model,
+        corpora=sorted({c.corpus for c in data.clips}),
+        protocol=cfg.protocol,
+        leaky=split.leaky,
+        folds=len(split.folds),
+        fold_ua=fold_ua,
+        leakage=split.audit_summary(),
+        skipped=len(data.skipped),
+        excluded=data.excluded,
+        wall_s=round(time.perf_counter() - t0, 2),
+    )
+    result = Result(metrics, predictions, split)
+    if write:
+        config = asdict(cfg) | {"name": cfg.run_name(), "labels_resolved": list(data.labels)}
+        config["corpora"] = metrics["corpora"]
+        result.run_dir = write_run(Path(cfg.out_dir) / cfg.run_name(), config, metrics,
+                                   predictions, data.skipped)
+    return result
+
+
+def paper_and_honest(
+    data: Dataset, cfg: ExperimentConfig, models: Sequence[str] = ("knn", "lda", "svm", "rda")
+) -> list[dict]:
+    """Each model under the honest protocol and under the paper's leaky random split."""
+    rows = []
+    for model in models:
+        for protocol in (cfg.protocol, "random"):
+            sub = ExperimentConfig(**(asdict(cfg) | {"model": model, "protocol": protocol,
+                                                      "name": None}))
+            res = evaluate(data, sub)
+            rows.append(res.metrics | {"run_dir": str(res.run_dir)})
+    return rows
+
+
+def excluded_summary(data: Dataset) -> str:
+    c = Counter(data.excluded)
+    return ", ".join(f"{k}: {v}" for k, v in sorted(c.items())) or "none"

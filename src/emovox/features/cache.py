@@ -1,0 +1,106 @@
+"""On-disk feature cache: one ``.npz`` per clip (no pickle), written atomically.
+
+Layout: ``root/<FeatureConfig.key()>-<preprocess key>/<sha[:2]>/<sha>.npz`` where ``sha`` is the
+SHA-1 of the raw file bytes, so a renamed or moved file still hits and an edited one misses.
+Each entry holds the feature vector, the decoded-audio content hash (before trimming; see
+:func:`emovox.audio.content_hash`) and the decoded duration in seconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import zipfile
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from emovox.audio import Preprocess
+from emovox.features.utterance import FeatureConfig
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """What the cache keeps per clip."""
+
+    vector: np.ndarray
+    content_hash: str
+    duration: float
+
+
+def file_sha1(path: str | os.PathLike[str]) -> str:
+    """SHA-1 of a file's bytes."""
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha1").hexdigest()
+
+
+def preprocess_key(pre: Preprocess) -> str:
+    """Stable short hash of preprocessing settings."""
+    blob = json.dumps(asdict(pre), sort_keys=True)
+    return hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+
+@lru_cache(maxsize=64)
+def _namespace(config: FeatureConfig, pre: Preprocess) -> str:
+    return f"{config.key()}-{preprocess_key(pre)}"
+
+
+def _atomic_write(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+class FeatureCache:
+    """Feature vectors keyed by (file bytes, feature settings, preprocessing settings)."""
+
+    def __init__(self, root: str | os.PathLike[str]):
+        self.root = Path(root)
+
+    def directory(self, config: FeatureConfig, pre: Preprocess) -> Path:
+        """The folder holding entries for these settings (with a ``settings.json``)."""
+        return self.root / _namespace(config, pre)
+
+    def path(self, file_hash: str, config: FeatureConfig, pre: Preprocess) -> Path:
+        return self.directory(config, pre) / file_hash[:2] / f"{file_hash}.npz"
+
+    def get(self, file_hash: str, config: FeatureConfig, pre: Preprocess) -> CacheEntry | None:
+        """The stored entry, or None when absent or unreadable (then it is recomputed)."""
+        p = self.path(file_hash, config, pre)
+        try:
+            with np.load(p, allow_pickle=False) as z:
+                return CacheEntry(z["x"], str(z["content_hash"]), float(z["duration"]))
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+            return None
+
+    def put(
+        self, file_hash: str, config: FeatureConfig, pre: Preprocess, entry: CacheEntry
+    ) -> None:
+        """Store an entry (atomic: temp file then ``os.replace``)."""
+        d = self.directory(config, pre)
+        settings = d / "settings.json"
+        if not settings.exists():
+            text = json.dumps({"features": config.to_dict(), "preprocess": asdict(pre)}, indent=1)
+            _atomic_write(settings, lambda fh: fh.write(text.encode()))
+        _atomic_write(
+            self.path(file_hash, config, pre),
+            lambda fh: np.savez(
+                fh,
+                x=np.asarray(entry.vector, dtype=np.float32),
+                content_hash=np.array(entry.content_hash),
+                duration=np.float64(entry.duration),
+            ),
+        )

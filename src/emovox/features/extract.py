@@ -1,0 +1,221 @@
+"""Extract utterance feature vectors for many files: cached, parallel, and failure-tolerant."""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from emovox.audio import AudioError, Preprocess, content_hash, decode, preprocess
+from emovox.features.cache import CacheEntry, FeatureCache, file_sha1
+from emovox.features.utterance import FeatureConfig, feature_names, utterance_vector
+
+
+@dataclass
+class ExtractResult:
+    """Features of the usable clips, and what happened to every input path."""
+
+    X: np.ndarray  # (n_ok, d) float32, rows in input order of the ok paths
+    ok: np.ndarray  # (n,) bool mask over the input paths
+    hashes: list[str | None]  # decoded-audio content hash per path (None if not decodable)
+    durations: np.ndarray  # (n,) decoded duration in seconds, NaN if not decodable
+    errors: list[tuple[str, str]]  # (path, reason) for every clip that failed
+    names: list[str] = field(default_factory=list)  # feature names, len d
+    n_cached: int = 0  # how many came from the cache
+
+    @property
+    def paths_ok(self) -> np.ndarray:
+        """Indices of the input paths that have a row in ``X``."""
+        return np.flatnonzero(self.ok)
+
+
+# (index, vector or None, content hash or None, duration or NaN, error reason or None)
+_Out = tuple[int, np.ndarray | None, str | None, float, str | None]
+
+_LIMITS: object | None = None
+
+
+def _limit_threads() -> None:
+    """One BLAS/OpenMP (and torch, if loaded) thread per worker process, set once."""
+    global _LIMITS
+    if _LIMITS is not None:
+        return
+    try:
+        from threadpoolctl import threadpool_limits
+
+        _LIMITS = threadpool_limits(limits=1)
+    except ImportError:  # pragma: no cover - threadpoolctl ships with scikit-learn
+        _LIMITS = True
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
+
+
+def extract_one(
+    path: str,
+    config: FeatureConfig,
+    pre: Preprocess,
+    cache: FeatureCache | None = None,
+    file_hash: str | None = None,
+) -> tuple[np.ndarray | None, str | None, float, str | None]:
+    """Decode -> content hash -> preprocess -> features for one file; never raises.
+
+    Returns ``(vector, content_hash, duration, error)``; a successful result is stored in the
+    cache when one is given with the file's hash.
+    """
+    sr = pre.sample_rate
+    try:
+        y = decode(path, sr, pre.max_seconds)
+    except AudioError as exc:
+        return None, None, math.nan, exc.reason
+    except Exception as exc:  # noqa: BLE001 - anything a decoder throws is the clip's problem
+        return None, None, math.nan, f"decoding failed: {type(exc).__name__}: {exc}"
+    chash = content_hash(y)
+    duration = len(y) / sr
+    try:
+        vec = utterance_vector(preprocess(y, pre, path), sr, config)
+    except AudioError as exc:
+        return None, chash, duration, exc.reason
+    except Exception as exc:  # noqa: BLE001 - one clip's bug must not end the run
+        return None, chash, duration, f"feature extraction failed: {type(exc).__name__}: {exc}"
+    if cache is not None and file_hash is not None:
+        try:
+            cache.put(file_hash, config, pre, CacheEntry(vec, chash, duration))
+        except OSError:
+            pass  # a read-only or full cache only costs speed
+    return vec, chash, duration, None
+
+
+def _work_chunk(
+    items: list[tuple[int, str, str | None]],
+    config: FeatureConfig,
+    pre: Preprocess,
+    cache_root: str | None,
+) -> list[_Out]:
+    _limit_threads()
+    cache = FeatureCache(cache_root) if cache_root else None
+    return [(i, *extract_one(p, config, pre, cache, fh)) for i, p, fh in items]
+
+
+def _resolve_jobs(n_jobs: int) -> int:
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cpus = os.cpu_count() or 1
+    if n_jobs == 0:
+        raise ValueError("n_jobs must not be 0")
+    return max(1, cpus + 1 + n_jobs if n_jobs < 0 else n_jobs)
+
+
+def _chunks(items: list, size: int) -> list[list]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def _run_parallel(
+    chunks: list[list[tuple[int, str, str | None]]],
+    config: FeatureConfig,
+    pre: Preprocess,
+    cache_root: str | None,
+    n_jobs: int,
+) -> Iterator[list[_Out]]:
+    if n_jobs == 1 or len(chunks) <= 1:
+        for ch in chunks:
+            yield _work_chunk(ch, config, pre, cache_root)
+        return
+    from joblib import Parallel, delayed
+
+    par = Parallel(n_jobs=n_jobs, backend="loky", return_as="generator_unordered")
+    yield from par(delayed(_work_chunk)(ch, config, pre, cache_root) for ch in chunks)
+
+
+def _progress(enabled: bool):
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        disable=not enabled,
+        transient=False,
+    )
+
+
+def extract(
+    paths: Sequence[str | os.PathLike[str]] | Iterable[str | os.PathLike[str]],
+    config: FeatureConfig | None = None,
+    pre: Preprocess | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    n_jobs: int = -1,
+    progress: bool = True,
+    chunk_size: int | None = None,
+) -> ExtractResult:
+    """Feature vectors for ``paths``; failures are recorded in ``errors``, never raised.
+
+    Cache hits are read in this process (after hashing each file's bytes); the rest go to
+    ``n_jobs`` worker processes (-1: all cores) in chunks. Per clip:
+    :func:`emovox.audio.decode` -> :func:`emovox.audio.content_hash` ->
+    :func:`emovox.audio.preprocess` -> :func:`utterance_vector`.
+    """
+    paths = [os.fspath(p) for p in paths]
+    config = config or FeatureConfig()
+    pre = pre or Preprocess()
+    names = feature_names(config)
+    d = len(names)
+    n = len(paths)
+    vecs: list[np.ndarray | None] = [None] * n
+    hashes: list[str | None] = [None] * n
+    durations = np.full(n, np.nan)
+    reasons: dict[int, str] = {}
+    cache = FeatureCache(cache_dir) if cache_dir is not None else None
+    cache_root = str(Path(cache_dir)) if cache_dir is not None else None
+    todo: list[tuple[int, str, str | None]] = []
+    n_cached = 0
+
+    with _progress(progress) as bar:
+        task = bar.add_task("features", total=n)
+        for i, p in enumerate(paths):
+            fh: str | None = None
+            if cache is not None:
+                try:
+                    fh = file_sha1(p)
+                except OSError:
+                    fh = None  # decode() will name the problem
+                entry = cache.get(fh, config, pre) if fh else None
+                if entry is not None and entry.vector.shape == (d,):
+                    vecs[i], hashes[i] = entry.vector, entry.content_hash
+                    durations[i] = entry.duration
+                    n_cached += 1
+                    if n_cached % 256 == 0:
+                        bar.update(task, completed=n_cached)
+                    continue
+            todo.append((i, p, fh))
+        bar.update(task, completed=n_cached)
+
+        jobs = min(_resolve_jobs(n_jobs), max(1, len(todo)))
+        size = chunk_size or max(1, min(64, math.ceil(len(todo) / (jobs * 8))))
+        for outs in _run_parallel(_chunks(todo, size), config, pre, cache_root, jobs):
+            for i, vec, chash, dur, err in outs:
+                vecs[i], hashes[i], durations[i] = vec, chash, dur
+                if err is not None:
+                    reasons[i] = err
+            bar.advance(task, len(outs))
+
+    ok = np.array([v is not None for v in vecs], dtype=bool)
+    X = np.zeros((int(ok.sum()), d), dtype=np.float32)
+    for row, i in enumerate(np.flatnonzero(ok)):
+        X[row] = vecs[i]
+    errors = [(paths[i], reasons.get(i, "unknown failure")) for i in np.flatnonzero(~ok)]
+    return ExtractResult(X, ok, hashes, durations, errors, names, n_cached)

@@ -1,0 +1,117 @@
+"""A generative classifier: one Gaussian mixture per class, combined by Bayes' rule."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy.special import logsumexp
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.mixture import GaussianMixture
+from sklearn.utils import check_random_state
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted
+
+from emovox.models.rda import _check_priors, _log_priors, _validate_data
+
+__all__ = ["GaussianMixtureClassifier"]
+
+
+class GaussianMixtureClassifier(ClassifierMixin, BaseEstimator):
+    """One :class:`sklearn.mixture.GaussianMixture` per class; posteriors via Bayes' rule.
+
+    Parameters
+    ----------
+    n_components : int, default 2
+        Mixture components per class (capped at the class's sample count).
+    covariance_type : {"diag", "full", "tied", "spherical"}, default "diag"
+    reg_covar : float, default 1e-6
+        Added to the covariance diagonals (as in ``GaussianMixture``).
+    max_iter : int, default 100
+    n_init : int, default 1
+    priors : array-like of shape (n_classes,), optional
+        Class priors in ``classes_`` order (normalised); default: training frequencies.
+    random_state : int, RandomState or None
+        Seeds the per-class mixtures (each class draws its own seed from it).
+
+    Attributes
+    ----------
+    classes_, priors_, estimators_ (one fitted ``GaussianMixture`` per class), n_iter_ (the
+    largest EM iteration count over the classes), n_features_in_
+    """
+
+    def __init__(
+        self,
+        n_components: int = 2,
+        covariance_type: str = "diag",
+        reg_covar: float = 1e-6,
+        max_iter: int = 100,
+        n_init: int = 1,
+        priors: Any = None,
+        random_state: Any = None,
+    ) -> None:
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.reg_covar = reg_covar
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.priors = priors
+        self.random_state = random_state
+
+    def fit(self, X: Any, y: Any) -> GaussianMixtureClassifier:
+        """Fit one mixture per class on that class's samples."""
+        if int(self.n_components) < 1:
+            raise ValueError(f"n_components must be >= 1, got {self.n_components!r}")
+        X, y = _validate_data(self, X, y, dtype=np.float64, ensure_min_samples=2)
+        check_classification_targets(y)
+        classes, y_idx, counts = np.unique(y, return_inverse=True, return_counts=True)
+        if classes.size < 2:
+            raise ValueError(f"needs at least 2 classes; got {classes.size} class")
+        if counts.min() < 2:
+            raise ValueError(
+                f"class {classes[np.argmin(counts)]!r} has a single sample; need at least 2"
+            )
+        rng = check_random_state(self.random_state)
+        estimators = []
+        for k in range(classes.size):
+            gm = GaussianMixture(
+                n_components=min(int(self.n_components), int(counts[k])),
+                covariance_type=self.covariance_type,
+                reg_covar=self.reg_covar,
+                max_iter=self.max_iter,
+                n_init=self.n_init,
+                random_state=int(rng.randint(np.iinfo(np.int32).max)),
+            )
+            estimators.append(gm.fit(X[y_idx == k]))
+        self.classes_ = classes
+        self.priors_ = _check_priors(self.priors, counts)
+        self.estimators_ = estimators
+        self.n_iter_ = max(gm.n_iter_ for gm in estimators)
+        return self
+
+    def _joint_log_likelihood(self, X: Any) -> np.ndarray:
+        check_is_fitted(self)
+        X = _validate_data(self, X, dtype=np.float64, reset=False)
+        jll = np.column_stack([gm.score_samples(X) for gm in self.estimators_])
+        return jll + _log_priors(self.priors_)
+
+    def predict_log_proba(self, X: Any) -> np.ndarray:
+        """Log posterior class probabilities, columns in ``classes_`` order."""
+        jll = self._joint_log_likelihood(X)
+        return jll - logsumexp(jll, axis=1, keepdims=True)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Posterior class probabilities, columns in ``classes_`` order."""
+        return np.exp(self.predict_log_proba(X))
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """Log posteriors (n_samples, n_classes); with 2 classes, the log-odds of classes_[1]."""
+        log_proba = self.predict_log_proba(X)
+        if self.classes_.size == 2:
+            return log_proba[:, 1] - log_proba[:, 0]
+        return log_proba
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Maximum a posteriori class labels."""
+        jll = self._joint_log_likelihood(X)  # checks fitted before touching classes_
+        return self.classes_[np.argmax(jll, axis=1)]

@@ -1,0 +1,75 @@
+import json
+
+from typer.testing import CliRunner
+
+from emovox.cli import app
+
+runner = CliRunner()
+
+
+def last_json(output: str) -> dict:
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def test_scan_json_counts(ravdess_tree):
+    res = runner.invoke(app, ["corpora", "scan", str(ravdess_tree), "--json"])
+    assert res.exit_code == 0, res.output
+    s = json.loads(res.stdout)["ravdess"]
+    assert s["clips"] == 48 and s["speakers"] == 6
+    assert s["emotions"] == {"angry": 12, "happy": 12, "neutral": 12, "sad": 12}
+    assert s["problems"] == []
+
+
+def test_scan_missing_folder_is_a_clear_error(tmp_path):
+    res = runner.invoke(app, ["corpora", "scan", str(tmp_path / "nope")])
+    assert res.exit_code == 2 and "does not exist" in " ".join(res.output.split())
+
+
+def test_evaluate_honest_then_leaky(ravdess_tree, tmp_path):
+    args = ["evaluate", "--model", "lda", "--corpus", "ravdess", "--root", str(ravdess_tree),
+            "--k", "3", "--out", str(tmp_path / "runs"), "--json"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    m = last_json(res.stdout)
+    assert m["protocol"] == "speaker-kfold" and m["leaky"] is False
+    assert m["leakage"]["shared_speakers"] == 0
+    assert {"wa", "ua", "macro_f1", "per_class"} <= set(m)
+    assert m["ua"] > 0.5  # the synthetic emotions are separable by pitch
+    run_dir = tmp_path / "runs" / "lda-ravdess-speaker-kfold"
+    assert (run_dir / "confusion.png").exists() and (run_dir / "predictions.csv").exists()
+
+    res = runner.invoke(app, args[:-1] + ["--protocol", "random", "--json"])
+    leaky = last_json(res.stdout)
+    assert leaky["leaky"] is True and leaky["leakage"]["shared_speakers"] > 0
+    assert "LEAKY" in (tmp_path / "runs" / "lda-ravdess-random" / "summary.md").read_text()
+
+
+def test_evaluate_without_corpora_says_how_to_fix(tmp_path):
+    res = runner.invoke(app, ["evaluate", "--root", str(tmp_path)])
+    assert res.exit_code == 2
+    assert "EMOVOX_CORPORA" in res.output
+
+
+def test_table2_writes_both_protocols(ravdess_tree, tmp_path):
+    res = runner.invoke(app, ["table2", "--root", str(ravdess_tree), "--k", "3",
+                              "--out", str(tmp_path / "t2"), "--json"])
+    assert res.exit_code == 0, res.output
+    out = last_json(res.stdout)
+    models = {(r["model"], r["leaky"]) for r in out["rows"]}
+    assert models == {(m, leaky) for m in ("knn", "lda", "svm", "rda") for leaky in (False, True)}
+    md = (tmp_path / "t2" / "table2.md").read_text()
+    assert "LEAKY" in md and "| RDA |" in md
+
+
+def test_scan_lists_stray_audio_as_problems(ravdess_tree):
+    import soundfile as sf
+
+    from conftest import emotional_tone
+
+    stray = ravdess_tree / "misc" / "recording_01.wav"
+    stray.parent.mkdir()
+    sf.write(stray, emotional_tone(0, 0, 0), 16000)
+    res = runner.invoke(app, ["corpora", "scan", str(ravdess_tree), "--json"])
+    s = json.loads(res.stdout)
+    assert s["ravdess"]["clips"] == 48
+    assert [p["path"] for p in s["unrecognised"]["problems"]] == [str(stray)]
