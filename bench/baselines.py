@@ -11,6 +11,7 @@ import os
 import time
 
 import results_db
+
 from emovox.experiment import ExperimentConfig, load_dataset, paper_and_honest
 
 SETUPS = {  # name: (corpora, labels)
@@ -33,25 +34,39 @@ def main() -> None:
         t0 = time.perf_counter()
         rows = paper_and_honest(data, cfg, models=args.models.split(","))
         print(f"{setup}: {len(rows)} runs in {time.perf_counter() - t0:.0f} s")
-        results_db.upsert([
-            {
-                "section": "Classical baselines (Table 2), utterance statistics of MFCC, log-mel, "
-                           "LPC, PLP, prosodic and spectral-shape features",
-                "model": r["model"], "corpora": r["corpora"], "labels": labels,
-                "protocol": r["protocol"], "leaky": r["leaky"], "test": None,
-                "wa": r["wa"], "ua": r["ua"], "macro_f1": r["macro_f1"],
-                "per_class": r["per_class"], "folds": r["folds"], "n": r["n"],
-                "wall_s": r["wall_s"], "hardware": results_db.hardware(),
-                "config": "bench/baselines.py",
-                "command": f"emovox evaluate --model {r['model']} "
-                           + " ".join(f"--corpus {c}" for c in corpora)
-                           + f" --labels {labels} --protocol {r['protocol']}",
-            }
-            for r in rows
-        ])
+        results_db.upsert(
+            [
+                {
+                    "section": "Classical baselines (Table 2), utterance statistics of MFCC, "
+                "log-mel, "
+                    "LPC, PLP, prosodic and spectral-shape features",
+                    "model": r["model"],
+                    "corpora": r["corpora"],
+                    "labels": labels,
+                    "protocol": r["protocol"],
+                    "leaky": r["leaky"],
+                    "test": None,
+                    "wa": r["wa"],
+                    "ua": r["ua"],
+                    "macro_f1": r["macro_f1"],
+                    "per_class": r["per_class"],
+                    "folds": r["folds"],
+                    "n": r["n"],
+                    "wall_s": r["wall_s"],
+                    "hardware": results_db.hardware(),
+                    "config": "bench/baselines.py",
+                    "command": f"emovox evaluate --model {r['model']} "
+                    + " ".join(f"--corpus {c}" for c in corpora)
+                    + f" --labels {labels} --protocol {r['protocol']}",
+                }
+                for r in rows
+            ]
+        )
         for r in rows:
             tag = "LEAKY" if r["leaky"] else "speaker-independent"
-            print(f"  {r['model']:4s} {r['protocol']:14s} {tag:20s} UA {r['ua']:.3f} WA {r['wa']:.3f}")
+            print(
+                f"  {r['model']:4s} {r['protocol']:14s} {tag:20s} UA {r['ua']:.3f} WA {r['wa']:.3f}"
+            )
 
 
 if __name__ == "__main__":

@@ -26,8 +26,20 @@ def test_scan_missing_folder_is_a_clear_error(tmp_path):
 
 
 def test_evaluate_honest_then_leaky(ravdess_tree, tmp_path):
-    args = ["evaluate", "--model", "lda", "--corpus", "ravdess", "--root", str(ravdess_tree),
-            "--k", "3", "--out", str(tmp_path / "runs"), "--json"]
+    args = [
+        "evaluate",
+        "--model",
+        "lda",
+        "--corpus",
+        "ravdess",
+        "--root",
+        str(ravdess_tree),
+        "--k",
+        "3",
+        "--out",
+        str(tmp_path / "runs"),
+        "--json",
+    ]
     res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
     m = last_json(res.stdout)
@@ -51,8 +63,19 @@ def test_evaluate_without_corpora_says_how_to_fix(tmp_path):
 
 
 def test_table2_writes_both_protocols(ravdess_tree, tmp_path):
-    res = runner.invoke(app, ["table2", "--root", str(ravdess_tree), "--k", "3",
-                              "--out", str(tmp_path / "t2"), "--json"])
+    res = runner.invoke(
+        app,
+        [
+            "table2",
+            "--root",
+            str(ravdess_tree),
+            "--k",
+            "3",
+            "--out",
+            str(tmp_path / "t2"),
+            "--json",
+        ],
+    )
     assert res.exit_code == 0, res.output
     out = last_json(res.stdout)
     models = {(r["model"], r["leaky"]) for r in out["rows"]}
@@ -63,7 +86,6 @@ def test_table2_writes_both_protocols(ravdess_tree, tmp_path):
 
 def test_scan_lists_stray_audio_as_problems(ravdess_tree):
     import soundfile as sf
-
     from conftest import emotional_tone
 
     stray = ravdess_tree / "misc" / "recording_01.wav"

@@ -403,7 +403,10 @@ def test_scan_everything(tree):
     stray = write_tone(tree["base"] / "misc" / "note to self.wav")
     m = corpora.scan([tree["base"]])
     counts = {k: v["clips"] for k, v in m.summary().items()}
-    assert counts == {"crema_d": 3, "emodb": 3, "ravdess": 3, "savee": 5, "tess": 6}
+    assert counts == {"crema_d": 3, "emodb": 3, "ravdess": 3, "savee": 5, "tess": 6,
+                      "unrecognised": 0}
+    assert m.summary()["unrecognised"]["problems"] == [
+        {"path": str(stray), "reason": "audio file outside any recognised corpus layout"}]
     ids = [c.id for c in m.clips]
     assert len(ids) == len(set(ids))
     assert len({c.speaker for c in m.clips}) == 2 + 2 + 2 + 3 + 3

@@ -1,7 +1,6 @@
 """Real-data checks on ../shared/corpora (skipped when the corpora are absent)."""
 
 import pytest
-
 from conftest import CORPORA
 
 pytestmark = [
@@ -13,8 +12,9 @@ pytestmark = [
 def test_svm_on_savee_leave_one_speaker_out(tmp_path):
     from emovox.experiment import ExperimentConfig, evaluate, load_dataset
 
-    cfg = ExperimentConfig(model="svm", corpora=["savee"], roots=[str(CORPORA)], protocol="loso",
-                           out_dir=str(tmp_path))
+    cfg = ExperimentConfig(
+        model="svm", corpora=["savee"], roots=[str(CORPORA)], protocol="loso", out_dir=str(tmp_path)
+    )
     data = load_dataset(cfg, progress=False)
     assert len(data.clips) == 480 and not data.skipped
     m = evaluate(data, cfg).metrics

@@ -6,8 +6,15 @@ from emovox.manifest import Clip, Manifest
 
 @pytest.mark.parametrize(
     "raw,want",
-    [("ANG", "angry"), ("Pleasant_surprise", "surprised"), ("pleasant surprised", "surprised"),
-     ("ps", "surprised"), ("Fear", "fearful"), ("happiness", "happy"), ("boredom", "boredom")],
+    [
+        ("ANG", "angry"),
+        ("Pleasant_surprise", "surprised"),
+        ("pleasant surprised", "surprised"),
+        ("ps", "surprised"),
+        ("Fear", "fearful"),
+        ("happiness", "happy"),
+        ("boredom", "boredom"),
+    ],
 )
 def test_normalize_emotion(raw, want):
     assert normalize_emotion(raw) == want

@@ -20,12 +20,27 @@ def test_score_ua_is_mean_recall_and_wa_accuracy():
 
 def test_write_run_marks_leaky(tmp_path):
     m = score(["a", "b"], ["a", "a"], ["a", "b"]) | {
-        "protocol": "random", "leaky": True, "folds": 2,
-        "leakage": {"shared_speakers": 3, "identical_audio": 1, "shared_sentences": 2}}
-    d = write_run(tmp_path / "r", {"model": "svm", "corpora": ["x"]}, m,
-                  [{"id": "1", "true": "a", "pred": "a"}], skipped=[("/bad.wav", "silent")])
-    for f in ("config.json", "metrics.json", "predictions.csv", "confusion.png", "confusion.json",
-              "summary.md", "skipped.csv"):
+        "protocol": "random",
+        "leaky": True,
+        "folds": 2,
+        "leakage": {"shared_speakers": 3, "identical_audio": 1, "shared_sentences": 2},
+    }
+    d = write_run(
+        tmp_path / "r",
+        {"model": "svm", "corpora": ["x"]},
+        m,
+        [{"id": "1", "true": "a", "pred": "a"}],
+        skipped=[("/bad.wav", "silent")],
+    )
+    for f in (
+        "config.json",
+        "metrics.json",
+        "predictions.csv",
+        "confusion.png",
+        "confusion.json",
+        "summary.md",
+        "skipped.csv",
+    ):
         assert (d / f).stat().st_size > 0
     assert json.loads((d / "metrics.json").read_text())["leaky"] is True
     assert "LEAKY" in (d / "summary.md").read_text()

@@ -67,7 +67,9 @@ def test_audit_counts_identical_audio_across_speaker_folds():
     from emovox.splits import Fold
 
     fold = Fold("x", np.array([0, 1]), np.array([2, 3]))
-    a = audit(fold, ["a", "a", "b", "b"], hashes=["h1", "h2", "h2", "h3"], texts=["x", "y", "z", "x"])
+    a = audit(
+        fold, ["a", "a", "b", "b"], hashes=["h1", "h2", "h2", "h3"], texts=["x", "y", "z", "x"]
+    )
     assert a.shared_speakers == 0 and a.identical_audio == 1 and a.shared_sentences == 1
     assert not a.clean
 
@@ -76,12 +78,14 @@ def test_cross_corpus_and_held_out():
     corpora = ["ravdess"] * 4 + ["tess"] * 4
     speakers = ["r1", "r1", "r2", "r2", "t1", "t1", "t2", "t2"]
     labels = EMOS * 2
-    s = make_split("cross-corpus", labels, speakers, corpora, train_corpora=["ravdess"],
-                   test_corpora=["tess"])
+    s = make_split(
+        "cross-corpus", labels, speakers, corpora, train_corpora=["ravdess"], test_corpora=["tess"]
+    )
     assert list(s.folds[0].test) == [4, 5, 6, 7]
     with pytest.raises(ProtocolError):
-        make_split("cross-corpus", labels, speakers, corpora, train_corpora=["tess"],
-                   test_corpora=["tess"])
+        make_split(
+            "cross-corpus", labels, speakers, corpora, train_corpora=["tess"], test_corpora=["tess"]
+        )
     h = make_split("held-out", labels, speakers, test_speakers=["t2"])
     assert list(h.folds[0].test) == [6, 7]
     with pytest.raises(ProtocolError, match="not in the data"):

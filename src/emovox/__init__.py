@@ -1,2 +1,3 @@
-from importlib.metadata import version as _v
+"""emovox: speech emotion recognition with honest, speaker-independent evaluation."""
+
 __version__ = "0.1.0"

@@ -35,7 +35,9 @@ def _name(source: AudioSource) -> str:
     return getattr(source, "name", "<bytes>") if not isinstance(source, bytes) else "<bytes>"
 
 
-def decode(source: AudioSource, sr: int = SAMPLE_RATE, max_seconds: float | None = None) -> np.ndarray:
+def decode(
+    source: AudioSource, sr: int = SAMPLE_RATE, max_seconds: float | None = None
+) -> np.ndarray:
     """Read a file path, bytes or file object in any format libsndfile knows; mono, resampled.
 
     The container is sniffed from content, so AIFF data named ``.wav`` still decodes.
@@ -61,7 +63,8 @@ def decode(source: AudioSource, sr: int = SAMPLE_RATE, max_seconds: float | None
             native_sr = f.samplerate
             if max_seconds is not None and f.frames > 0 and f.frames > max_seconds * native_sr:
                 raise AudioError(
-                    name, f"too long: {f.frames / native_sr:.1f} s exceeds the {max_seconds:g} s limit"
+                    name,
+                    f"too long: {f.frames / native_sr:.1f} s exceeds the {max_seconds:g} s limit",
                 )
             y = f.read(dtype="float32", always_2d=True)
     except AudioError:
@@ -142,7 +145,9 @@ def load_clip(source: AudioSource, pre: Preprocess | None = None) -> np.ndarray:
 def preprocess(y: np.ndarray, pre: Preprocess, name: str = "<array>") -> np.ndarray:
     """Check and clean decoded audio: silence, length, denoise, trim, loudness."""
     if len(y) < pre.min_seconds * pre.sample_rate:
-        raise AudioError(name, f"too short: {len(y) / pre.sample_rate:.3f} s (< {pre.min_seconds} s)")
+        raise AudioError(
+            name, f"too short: {len(y) / pre.sample_rate:.3f} s (< {pre.min_seconds} s)"
+        )
     peak = float(np.max(np.abs(y)))
     if peak <= 10 ** (pre.silence_dbfs / 20):
         raise AudioError(name, f"silent: peak level below {pre.silence_dbfs:g} dBFS")
@@ -151,7 +156,9 @@ def preprocess(y: np.ndarray, pre: Preprocess, name: str = "<array>") -> np.ndar
     if pre.trim:
         y = trim_silence(y, pre.sample_rate, pre.trim_db)
         if len(y) < pre.min_seconds * pre.sample_rate:
-            raise AudioError(name, f"too short after trimming silence: {len(y) / pre.sample_rate:.3f} s")
+            raise AudioError(
+                name, f"too short after trimming silence: {len(y) / pre.sample_rate:.3f} s"
+            )
     if pre.normalize:
         y = normalize_loudness(y)
     return y

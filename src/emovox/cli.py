@@ -11,8 +11,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-app = typer.Typer(help="emovox: speech emotion recognition with honest evaluation.",
-                  no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="emovox: speech emotion recognition with honest evaluation.",
+    no_args_is_help=True,
+    add_completion=False,
+)
 corpora_app = typer.Typer(help="Find and inspect emotional-speech corpora.", no_args_is_help=True)
 app.add_typer(corpora_app, name="corpora")
 
@@ -28,10 +31,11 @@ def _split_list(values: list[str] | None) -> list[str]:
 def corpora_scan(
     roots: Annotated[list[Path], typer.Argument(help="Folders to search for corpora.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
-    manifest_csv: Annotated[Path | None, typer.Option("--csv", help="Write the manifest here.")]
-    = None,
+    manifest_csv: Annotated[
+        Path | None, typer.Option("--csv", help="Write the manifest here.")
+    ] = None,
 ) -> None:
-    """Find known corpora under ROOTS; count clips per corpus x emotion, speakers, hours, problems."""
+    """Find corpora under ROOTS: clips per corpus x emotion, speakers, hours, problems."""
     from emovox import corpora
 
     for r in roots:
@@ -53,8 +57,14 @@ def corpora_scan(
     for col in ["corpus", "clips", "speakers", "hours", *emotions, "problems"]:
         t.add_column(col, justify="left" if col == "corpus" else "right")
     for name, s in summary.items():
-        t.add_row(name, str(s["clips"]), str(s["speakers"]), f"{s['hours']:.2f}",
-                  *[str(s["emotions"].get(e, "")) for e in emotions], str(len(s["problems"])))
+        t.add_row(
+            name,
+            str(s["clips"]),
+            str(s["speakers"]),
+            f"{s['hours']:.2f}",
+            *[str(s["emotions"].get(e, "")) for e in emotions],
+            str(len(s["problems"])),
+        )
     out.print(t)
     for name, s in summary.items():
         for p in s["problems"]:
@@ -87,14 +97,27 @@ def _load(cfg, quiet: bool):
 
 
 ModelOpt = Annotated[str, typer.Option(help="knn, lda, svm, rda or gmm.")]
-CorpusOpt = Annotated[list[str] | None, typer.Option("--corpus", "-c",
-                      help="Corpora to use (repeat or comma-separate); default: all found.")]
-ProtocolOpt = Annotated[str, typer.Option(
-    help="speaker-kfold, loso, held-out, cross-corpus, or random (the paper's, LEAKY).")]
-LabelsOpt = Annotated[str, typer.Option(
-    help="paper7, common6, core4, ravdess8, all, a comma list, or auto.")]
-RootOpt = Annotated[list[Path] | None, typer.Option(
-    "--root", help="Folder holding the corpora [default: $EMOVOX_CORPORA or ../shared/corpora].")]
+CorpusOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--corpus", "-c", help="Corpora to use (repeat or comma-separate); default: all found."
+    ),
+]
+ProtocolOpt = Annotated[
+    str,
+    typer.Option(
+        help="speaker-kfold, loso, held-out, cross-corpus, or random (the paper's, LEAKY)."
+    ),
+]
+LabelsOpt = Annotated[
+    str, typer.Option(help="paper7, common6, core4, ravdess8, all, a comma list, or auto.")
+]
+RootOpt = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--root", help="Folder holding the corpora [default: $EMOVOX_CORPORA or ../shared/corpora]."
+    ),
+]
 
 
 @app.command()
@@ -108,8 +131,9 @@ def evaluate(
     test_speakers: Annotated[list[str] | None, typer.Option(help="For held-out.")] = None,
     train_corpora: Annotated[list[str] | None, typer.Option(help="For cross-corpus.")] = None,
     test_corpora: Annotated[list[str] | None, typer.Option(help="For cross-corpus.")] = None,
-    tune: Annotated[bool, typer.Option(help="Grid-search hyper-parameters on training speakers.")]
-    = False,
+    tune: Annotated[
+        bool, typer.Option(help="Grid-search hyper-parameters on training speakers.")
+    ] = False,
     root: RootOpt = None,
     out_dir: Annotated[str, typer.Option("--out", help="Where run folders go.")] = "runs",
     name: Annotated[str | None, typer.Option(help="Run folder name.")] = None,
@@ -120,10 +144,21 @@ def evaluate(
     from emovox.reports import protocol_tag
     from emovox.splits import ProtocolError
 
-    cfg = _config(model=model, corpora=_split_list(corpus), protocol=protocol, labels=labels, k=k,
-                  seed=seed, test_speakers=_split_list(test_speakers),
-                  train_corpora=_split_list(train_corpora), test_corpora=_split_list(test_corpora),
-                  tune=tune, out_dir=out_dir, name=name, root=root)
+    cfg = _config(
+        model=model,
+        corpora=_split_list(corpus),
+        protocol=protocol,
+        labels=labels,
+        k=k,
+        seed=seed,
+        test_speakers=_split_list(test_speakers),
+        train_corpora=_split_list(train_corpora),
+        test_corpora=_split_list(test_corpora),
+        tune=tune,
+        out_dir=out_dir,
+        name=name,
+        root=root,
+    )
     if cfg.protocol == "cross-corpus" and not cfg.corpora:
         cfg.corpora = cfg.train_corpora + cfg.test_corpora
     data = _load(cfg, as_json)
@@ -134,12 +169,16 @@ def evaluate(
         raise typer.Exit(2) from exc
     m = res.metrics
     con = err if as_json else out
-    con.print(f"{m['model']} on {', '.join(m['corpora'])} — {protocol_tag(m['protocol'], m['leaky'])}"
-              f", {m['folds']} folds, {m['n']} clips")
+    con.print(
+        f"{m['model']} on {', '.join(m['corpora'])} — {protocol_tag(m['protocol'], m['leaky'])}"
+        f", {m['folds']} folds, {m['n']} clips"
+    )
     con.print(f"WA {m['wa']:.3f}  UA {m['ua']:.3f}  macro-F1 {m['macro_f1']:.3f}")
     if m["leaky"]:
-        con.print("[bold red]LEAKY[/]: the same speakers and sentences are on both sides of the "
-                  "split; run with --protocol speaker-kfold for the honest figure.")
+        con.print(
+            "[bold red]LEAKY[/]: the same speakers and sentences are on both sides of the "
+            "split; run with --protocol speaker-kfold for the honest figure."
+        )
     con.print(f"report: {res.run_dir}")
     if as_json:
         print(json.dumps(m))
@@ -161,15 +200,20 @@ def render_table2(result: dict) -> str:
         if not rows:
             continue
         proto = rows[0]["protocol"]
-        title = (f"Paper's protocol: {proto}, LEAKY" if leaky
-                 else f"Speaker-independent: {proto}")
-        lines += [f"**{title}** (per-emotion accuracy = recall)", "",
-                  "| model | " + " | ".join(labels) + " | WA | UA |",
-                  "|---" * (len(labels) + 3) + "|"]
+        title = f"Paper's protocol: {proto}, LEAKY" if leaky else f"Speaker-independent: {proto}"
+        lines += [
+            f"**{title}** (per-emotion accuracy = recall)",
+            "",
+            "| model | " + " | ".join(labels) + " | WA | UA |",
+            "|---" * (len(labels) + 3) + "|",
+        ]
         for r in rows:
             cells = [f"{r['per_class'].get(lab, float('nan')):.3f}" for lab in labels]
-            lines.append(f"| {r['model'].upper()} | " + " | ".join(cells)
-                         + f" | {r['wa']:.3f} | {r['ua']:.3f} |")
+            lines.append(
+                f"| {r['model'].upper()} | "
+                + " | ".join(cells)
+                + f" | {r['wa']:.3f} | {r['ua']:.3f} |"
+            )
         lines.append("")
     return "\n".join(lines)
 
@@ -187,8 +231,9 @@ def table2(
     """The paper's Table 2 (KNN, LDA, SVM, RDA; accuracy per emotion), honest beside LEAKY."""
     from emovox.io import atomic_write_json, atomic_write_text
 
-    cfg = _config(corpora=_split_list(corpus), labels=labels, k=k, seed=seed, out_dir=out_dir,
-                  root=root)
+    cfg = _config(
+        corpora=_split_list(corpus), labels=labels, k=k, seed=seed, out_dir=out_dir, root=root
+    )
     data = _load(cfg, as_json)
     result = _table2(data, cfg)
     md = render_table2(result)
@@ -197,7 +242,8 @@ def table2(
     (err if as_json else out).print(md)
     (err if as_json else out).print(
         "The LEAKY rows put the same speakers and sentences in training and test (the paper's "
-        "random split); the speaker-independent rows are what to expect on new voices.")
+        "random split); the speaker-independent rows are what to expect on new voices."
+    )
     if as_json:
         print(json.dumps(result))
 
@@ -207,27 +253,41 @@ def run(
     root: RootOpt = None,
     out_dir: Annotated[str, typer.Option("--out")] = "runs",
 ) -> None:
-    """The main job: SVM on every corpus found, speaker-independent beside the paper's LEAKY split."""
+    """Main job: SVM on every corpus found, speaker-independent beside the paper's LEAKY split."""
     from emovox.experiment import evaluate as run_eval
     from emovox.reports import protocol_tag
 
     cfg = _config(model="svm", root=root, out_dir=out_dir)
-    err.print(f"emovox: looking for corpora under {', '.join(cfg.roots)}"
-              f"{'' if os.environ.get('EMOVOX_CORPORA') else ' (set EMOVOX_CORPORA to change)'}")
+    err.print(
+        f"emovox: looking for corpora under {', '.join(cfg.roots)}"
+        f"{'' if os.environ.get('EMOVOX_CORPORA') else ' (set EMOVOX_CORPORA to change)'}"
+    )
     data = _load(cfg, quiet=False)
-    t = Table(title=f"SVM on MFCC/prosody statistics — {', '.join(sorted({c.corpus for c in data.clips}))}"
-                    f", labels {','.join(data.labels)}")
+    found = ", ".join(sorted({c.corpus for c in data.clips}))
+    t = Table(
+        title=f"SVM on utterance feature statistics — {found}"
+        f", labels {','.join(data.labels)}"
+    )
     for col in ("protocol", "folds", "clips", "WA", "UA", "macro-F1", "report"):
         t.add_column(col)
     for protocol in ("speaker-kfold", "random"):
         cfg.protocol = protocol
         cfg.name = None
         m = (res := run_eval(data, cfg)).metrics
-        t.add_row(protocol_tag(protocol, m["leaky"]), str(m["folds"]), str(m["n"]),
-                  f"{m['wa']:.3f}", f"{m['ua']:.3f}", f"{m['macro_f1']:.3f}", str(res.run_dir))
+        t.add_row(
+            protocol_tag(protocol, m["leaky"]),
+            str(m["folds"]),
+            str(m["n"]),
+            f"{m['wa']:.3f}",
+            f"{m['ua']:.3f}",
+            f"{m['macro_f1']:.3f}",
+            str(res.run_dir),
+        )
     out.print(t)
-    out.print("The LEAKY row is the paper's protocol (random split: the same speakers and sentences "
-              "on both sides); the speaker-independent row is what to expect on new voices.")
+    out.print(
+        "The LEAKY row is the paper's protocol (random split: the same speakers and sentences "
+        "on both sides); the speaker-independent row is what to expect on new voices."
+    )
 
 
 def main() -> None:  # pragma: no cover

@@ -1,4 +1,4 @@
-"""The Python API behind ``emovox evaluate`` and ``emovox table2``: data → features → folds → scores.
+"""The API behind ``emovox evaluate`` and ``emovox table2``: data → features → folds → scores.
 
 >>> from emovox.experiment import ExperimentConfig, load_dataset, evaluate
 >>> cfg = ExperimentConfig(model="svm", corpora=["ravdess"])
@@ -165,10 +165,17 @@ def evaluate(
     y = data.y
     speakers = np.array(data.column("speaker"), dtype=object)
     split = make_split(
-        cfg.protocol, y, speakers, data.column("corpus"),
-        k=cfg.k, seed=cfg.seed, test_speakers=cfg.test_speakers,
-        train_corpora=cfg.train_corpora, test_corpora=cfg.test_corpora,
-        hashes=data.hashes, texts=data.column("text"),
+        cfg.protocol,
+        y,
+        speakers,
+        data.column("corpus"),
+        k=cfg.k,
+        seed=cfg.seed,
+        test_speakers=cfg.test_speakers,
+        train_corpora=cfg.train_corpora,
+        test_corpora=cfg.test_corpora,
+        hashes=data.hashes,
+        texts=data.column("text"),
     )
     predictions: list[dict] = []
     fold_ua = []
@@ -178,8 +185,17 @@ def evaluate(
         fold_ua.append(score(y[fold.test], pred, data.labels)["ua"])
         for i, p in zip(fold.test, pred, strict=True):
             c = data.clips[i]
-            predictions.append({"id": c.id, "corpus": c.corpus, "speaker": c.speaker,
-                                "fold": fold.name, "true": c.emotion, "pred": p, "path": c.path})
+            predictions.append(
+                {
+                    "id": c.id,
+                    "corpus": c.corpus,
+                    "speaker": c.speaker,
+                    "fold": fold.name,
+                    "true": c.emotion,
+                    "pred": p,
+                    "path": c.path,
+                }
+            )
     true = [p["true"] for p in predictions]
     metrics = score(true, [p["pred"] for p in predictions], data.labels)
     metrics.update(
@@ -198,8 +214,9 @@ def evaluate(
     if write:
         config = asdict(cfg) | {"name": cfg.run_name(), "labels_resolved": list(data.labels)}
         config["corpora"] = metrics["corpora"]
-        result.run_dir = write_run(Path(cfg.out_dir) / cfg.run_name(), config, metrics,
-                                   predictions, data.skipped)
+        result.run_dir = write_run(
+            Path(cfg.out_dir) / cfg.run_name(), config, metrics, predictions, data.skipped
+        )
     return result
 
 
@@ -210,8 +227,9 @@ def paper_and_honest(
     rows = []
     for model in models:
         for protocol in (cfg.protocol, "random"):
-            sub = ExperimentConfig(**(asdict(cfg) | {"model": model, "protocol": protocol,
-                                                      "name": None}))
+            sub = ExperimentConfig(
+                **(asdict(cfg) | {"model": model, "protocol": protocol, "name": None})
+            )
             res = evaluate(data, sub)
             rows.append(res.metrics | {"run_dir": str(res.run_dir)})
     return rows

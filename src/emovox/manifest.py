@@ -52,7 +52,9 @@ class Manifest:
         self.problems.extend(other.problems)
 
     def corpora(self) -> list[str]:
-        return sorted({c.corpus for c in self.clips} | {p.corpus for p in self.problems if p.corpus})
+        return sorted(
+            {c.corpus for c in self.clips} | {p.corpus for p in self.problems if p.corpus}
+        )
 
     def where(self, corpora: Sequence[str] | None = None) -> Manifest:
         """Only the clips (and problems) of the given corpora."""
@@ -88,8 +90,13 @@ class Manifest:
             }
         stray = [{"path": p.path, "reason": p.reason} for p in self.problems if not p.corpus]
         if stray:  # audio outside any recognised layout: listed, never dropped
-            out["unrecognised"] = {"clips": 0, "speakers": 0, "hours": 0.0, "emotions": {},
-                                   "problems": stray}
+            out["unrecognised"] = {
+                "clips": 0,
+                "speakers": 0,
+                "hours": 0.0,
+                "emotions": {},
+                "problems": stray,
+            }
         return out
 
     # --- persistence -------------------------------------------------------------------------
@@ -103,5 +110,8 @@ class Manifest:
 
     def to_json(self) -> str:
         return json.dumps(
-            {"clips": [asdict(c) for c in self.clips], "problems": [asdict(p) for p in self.problems]}
+            {
+                "clips": [asdict(c) for c in self.clips],
+                "problems": [asdict(p) for p in self.problems],
+            }
         )

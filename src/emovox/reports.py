@@ -36,8 +36,15 @@ def confusion_png(cm: Sequence[Sequence[int]], labels: Sequence[str], title: str
     ax.set_title(title, fontsize=9)
     for i in range(len(labels)):
         for j in range(len(labels)):
-            ax.text(j, i, f"{norm[i, j]:.2f}\n({int(m[i, j])})", ha="center", va="center",
-                    fontsize=6, color="white" if norm[i, j] > 0.5 else "black")
+            ax.text(
+                j,
+                i,
+                f"{norm[i, j]:.2f}\n({int(m[i, j])})",
+                ha="center",
+                va="center",
+                fontsize=6,
+                color="white" if norm[i, j] > 0.5 else "black",
+            )
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
     buf = io.BytesIO()
@@ -49,8 +56,9 @@ def confusion_png(cm: Sequence[Sequence[int]], labels: Sequence[str], title: str
 def summary_text(config: dict, metrics: dict) -> str:
     """A short human-readable account of a run."""
     tag = protocol_tag(metrics["protocol"], metrics["leaky"])
+    corpora = ", ".join(config.get("corpora", []))
     lines = [
-        f"# {config.get('name', 'run')}: {config.get('model')} on {', '.join(config.get('corpora', []))}",
+        f"# {config.get('name', 'run')}: {config.get('model')} on {corpora}",
         "",
         f"- protocol: **{tag}**, {metrics.get('folds', '?')} folds",
         f"- labels: {', '.join(metrics['labels'])}",
@@ -68,11 +76,15 @@ def summary_text(config: dict, metrics: dict) -> str:
         lines += [
             "",
             f"Leakage audit (summed over folds): shared speakers {audit['shared_speakers']}, "
-            f"identical audio {audit['identical_audio']}, shared sentences {audit['shared_sentences']}.",
+            f"identical audio {audit['identical_audio']}, "
+            f"shared sentences {audit['shared_sentences']}.",
         ]
     if metrics["leaky"]:
-        lines += ["", "LEAKY: speakers, sentences (and identical recordings) appear on both sides of the "
-                  "split, so this score overstates accuracy on unseen speakers."]
+        lines += [
+            "",
+            "LEAKY: speakers, sentences (and identical recordings) appear on both sides of the "
+            "split, so this score overstates accuracy on unseen speakers.",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -88,11 +100,13 @@ def write_run(
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(run_dir / "config.json", config)
     atomic_write_json(run_dir / "metrics.json", metrics)
-    atomic_write_json(run_dir / "confusion.json", {"labels": metrics["labels"],
-                                                    "matrix": metrics["confusion"]})
+    atomic_write_json(
+        run_dir / "confusion.json", {"labels": metrics["labels"], "matrix": metrics["confusion"]}
+    )
     title = f"{config.get('model')} · {protocol_tag(metrics['protocol'], metrics['leaky'])}"
-    atomic_write_bytes(run_dir / "confusion.png",
-                       confusion_png(metrics["confusion"], metrics["labels"], title))
+    atomic_write_bytes(
+        run_dir / "confusion.png", confusion_png(metrics["confusion"], metrics["labels"], title)
+    )
     buf = io.StringIO()
     if predictions:
         w = csv.DictWriter(buf, fieldnames=list(predictions[0].keys()))
@@ -100,7 +114,10 @@ def write_run(
         w.writerows(predictions)
     atomic_write_text(run_dir / "predictions.csv", buf.getvalue())
     if skipped:
-        atomic_write_text(run_dir / "skipped.csv", "path,reason\n" + "".join(
-            f'"{p}","{r.replace(chr(34), chr(39))}"\n' for p, r in skipped))
+        atomic_write_text(
+            run_dir / "skipped.csv",
+            "path,reason\n"
+            + "".join(f'"{p}","{r.replace(chr(34), chr(39))}"\n' for p, r in skipped),
+        )
     atomic_write_text(run_dir / "summary.md", summary_text(config, metrics))
     return run_dir

@@ -128,9 +128,7 @@ def held_out_speakers(speakers: Sequence[str], test_speakers: Sequence[str]) -> 
     return [Fold("held-out", np.flatnonzero(~is_test), np.flatnonzero(is_test))]
 
 
-def cross_corpus(
-    corpora: Sequence[str], train: Sequence[str], test: Sequence[str]
-) -> list[Fold]:
+def cross_corpus(corpora: Sequence[str], train: Sequence[str], test: Sequence[str]) -> list[Fold]:
     c = _arr(corpora)
     if set(train) & set(test):
         raise ProtocolError(f"a corpus cannot be on both sides: {sorted(set(train) & set(test))}")
@@ -144,7 +142,9 @@ def random_folds(labels: Sequence[str], k: int = 5, seed: int = 0) -> list[Fold]
     """The paper's protocol: stratified random folds over clips. LEAKY."""
     y = _arr(labels)
     cv = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
-    return [Fold(f"fold{i + 1}", tr, te) for i, (tr, te) in enumerate(cv.split(np.zeros(len(y)), y))]
+    return [
+        Fold(f"fold{i + 1}", tr, te) for i, (tr, te) in enumerate(cv.split(np.zeros(len(y)), y))
+    ]
 
 
 def with_validation(

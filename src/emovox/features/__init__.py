@@ -33,6 +33,7 @@ from emovox.features.utterance import (
     FeatureConfig,
     FeatureError,
     feature_names,
+    parse_groups,
     utterance_vector,
 )
 
@@ -63,6 +64,7 @@ __all__ = [
     "lpc",
     "lpc_to_cepstrum",
     "mfcc",
+    "parse_groups",
     "pitch",
     "plp",
     "power_spectrogram",

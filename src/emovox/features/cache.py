@@ -1,7 +1,8 @@
 """On-disk feature cache: one ``.npz`` per clip (no pickle), written atomically.
 
-Layout: ``root/<FeatureConfig.key()>-<preprocess key>/<sha[:2]>/<sha>.npz`` where ``sha`` is the
-SHA-1 of the raw file bytes, so a renamed or moved file still hits and an edited one misses.
+Layout: ``root/v<CACHE_VERSION>-<FeatureConfig.key()>-<preprocess key>/<sha[:2]>/<sha>.npz``
+where ``sha`` is the SHA-1 of the raw file bytes, so a renamed or moved file still hits and an
+edited one misses.
 Each entry holds the feature vector, the decoded-audio content hash (before trimming; see
 :func:`emovox.audio.content_hash`) and the decoded duration in seconds.
 """
@@ -44,9 +45,13 @@ def preprocess_key(pre: Preprocess) -> str:
     return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
 
+#: Bump when the entry format or the meaning of its fields changes.
+CACHE_VERSION = 1
+
+
 @lru_cache(maxsize=64)
 def _namespace(config: FeatureConfig, pre: Preprocess) -> str:
-    return f"{config.key()}-{preprocess_key(pre)}"
+    return f"v{CACHE_VERSION}-{config.key()}-{preprocess_key(pre)}"
 
 
 def _atomic_write(path: Path, write) -> None:

@@ -28,11 +28,6 @@ class ExtractResult:
     names: list[str] = field(default_factory=list)  # feature names, len d
     n_cached: int = 0  # how many came from the cache
 
-    @property
-    def paths_ok(self) -> np.ndarray:
-        """Indices of the input paths that have a row in ``X``."""
-        return np.flatnonzero(self.ok)
-
 
 # (index, vector or None, content hash or None, duration or NaN, error reason or None)
 _Out = tuple[int, np.ndarray | None, str | None, float, str | None]

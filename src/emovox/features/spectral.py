@@ -55,9 +55,9 @@ def pad_for_frames(
 
 @lru_cache(maxsize=16)
 def _hann(n: int) -> np.ndarray:
-    w = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / n)  # periodic
+    w = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / n)).astype(np.float32)  # periodic
     w.setflags(write=False)
-    return w.astype(np.float32)
+    return w
 
 
 def power_spectrogram(y: np.ndarray, n_fft: int = 400, hop: int = 160) -> np.ndarray:

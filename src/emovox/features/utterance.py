@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 
@@ -26,7 +27,7 @@ from emovox.features.spectral import (
 FEATURE_VERSION = 1
 
 #: Every feature group, in the order they appear in the vector.
-GROUPS: tuple[str, ...] = ("mfcc", "logmel", "lpc", "plp", "spectral", "prosody", "egemaps")
+GROUPS: tuple[str, ...] = ("mfcc", "logmel", "lpc", "plp", "prosody", "spectral", "egemaps")
 DEFAULT_GROUPS = "mfcc,logmel,lpc,plp,prosody,spectral"
 
 
@@ -34,7 +35,8 @@ class FeatureError(ValueError):
     """Bad feature settings, or an optional feature backend that is not installed."""
 
 
-def _parse_groups(groups: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
+def parse_groups(groups: str | Sequence[str]) -> tuple[str, ...]:
+    """Feature-group names from a comma string or sequence, in the canonical order."""
     items = groups.split(",") if isinstance(groups, str) else list(groups)
     names = {g.strip().lower() for g in items if g.strip()}
     unknown = sorted(names - set(GROUPS))
@@ -47,11 +49,11 @@ def _parse_groups(groups: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
 class FeatureConfig:
     """Which feature groups make the utterance vector, and their parameters.
 
-    ``groups`` accepts a comma string or a sequence; it is stored as a tuple in the canonical
+    ``groups`` is a comma string (a sequence is accepted too); it is normalised to the canonical
     order of :data:`GROUPS` (the order in the vector), so equal sets give equal keys.
     """
 
-    groups: tuple[str, ...] = tuple(DEFAULT_GROUPS.split(","))
+    groups: str = DEFAULT_GROUPS
     n_fft: int = 400  # 25 ms at 16 kHz
     hop: int = 160  # 10 ms
     n_mels: int = 64
@@ -66,7 +68,7 @@ class FeatureConfig:
     logmel_stats: tuple[str, ...] = ("mean", "std")  # the 64 mel bands get fewer
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "groups", _parse_groups(self.groups))
+        object.__setattr__(self, "groups", ",".join(parse_groups(self.groups)))
         object.__setattr__(self, "stats", check_stats(self.stats))
         object.__setattr__(self, "logmel_stats", check_stats(self.logmel_stats))
         if self.n_fft < 16 or self.n_fft % 2 or self.hop < 1:
@@ -77,10 +79,13 @@ class FeatureConfig:
             if getattr(self, name) < 1:
                 raise FeatureError(f"{name} must be >= 1")
 
+    @property
+    def group_list(self) -> tuple[str, ...]:
+        """The feature groups as a tuple, in vector order."""
+        return tuple(self.groups.split(","))
+
     def to_dict(self) -> dict:
-        d = asdict(self)
-        d["groups"] = ",".join(self.groups)
-        return d
+        return asdict(self)
 
     def key(self) -> str:
         """Stable short hash of the settings (and :data:`FEATURE_VERSION`), for caches."""
@@ -120,7 +125,7 @@ def _group_rows(config: FeatureConfig, group: str) -> list[str]:
     if group == "plp":
         return [f"plp{i}" for i in range(c.plp_order + 1)]
     if group == "spectral":
-        return list(SPECTRAL_SHAPE_NAMES)
+        return [f"spectral_{n}" for n in SPECTRAL_SHAPE_NAMES]
     raise KeyError(group)
 
 
@@ -128,7 +133,7 @@ def feature_names(config: FeatureConfig | None = None) -> list[str]:
     """Names of the entries of :func:`utterance_vector`, in order."""
     config = config or FeatureConfig()
     names: list[str] = []
-    for g in config.groups:
+    for g in config.group_list:
         if g == "prosody":
             names += [f"prosody_{n}" for n in PROSODIC_NAMES]
         elif g == "egemaps":
@@ -153,7 +158,7 @@ def utterance_vector(
     S = power_spectrogram(y, c.n_fft, c.hop)
     mel_db = None
     parts: list[np.ndarray] = []
-    for g in c.groups:
+    for g in c.group_list:
         if g in ("mfcc", "logmel") and mel_db is None:
             mel_db = log_mel(y, sr, c.n_mels, c.n_fft, c.hop, S=S)
         if g == "mfcc":
