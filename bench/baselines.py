@@ -1,6 +1,6 @@
 """The paper's Table 2 baselines (KNN, LDA, SVM, RDA), honest beside LEAKY, into docs/results.*.
 
-Usage: python bench/baselines.py [--corpora ravdess] [--labels auto] [--section NAME]
+Usage: python bench/baselines.py [--setup ravdess|four] [--models knn,lda,svm,rda]
 Runs on the corpora at $EMOVOX_CORPORA (default ../shared/corpora).
 """
 
@@ -13,6 +13,7 @@ import time
 import results_db
 
 from emovox.experiment import ExperimentConfig, load_dataset, paper_and_honest
+from emovox.labels import label_set_name
 
 SETUPS = {  # name: (corpora, labels)
     "ravdess": (["ravdess"], "auto"),
@@ -31,6 +32,7 @@ def main() -> None:
         corpora, labels = SETUPS[setup]
         cfg = ExperimentConfig(corpora=corpora, labels=labels, out_dir=f"{args.out}/{setup}")
         data = load_dataset(cfg)
+        labels = label_set_name(data.labels)
         t0 = time.perf_counter()
         rows = paper_and_honest(data, cfg, models=args.models.split(","))
         print(f"{setup}: {len(rows)} runs in {time.perf_counter() - t0:.0f} s")

@@ -95,3 +95,18 @@ def test_scan_lists_stray_audio_as_problems(ravdess_tree):
     s = json.loads(res.stdout)
     assert s["ravdess"]["clips"] == 48
     assert [p["path"] for p in s["unrecognised"]["problems"]] == [str(stray)]
+
+
+def test_main_job_reports_honest_and_leaky(ravdess_tree, tmp_path):
+    res = runner.invoke(app, ["run", "--root", str(ravdess_tree), "--out", str(tmp_path / "r")])
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert "report speaker-kfold (speaker-independent):" in text
+    assert "report random (LEAKY):" in text
+    assert (tmp_path / "r" / "svm-all-speaker-kfold" / "metrics.json").exists()
+
+
+def test_main_job_without_corpora_explains(tmp_path):
+    res = runner.invoke(app, ["run", "--root", str(tmp_path / "empty")])
+    assert res.exit_code == 2
+    assert "EMOVOX_CORPORA" in " ".join(res.output.split())

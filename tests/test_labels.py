@@ -1,6 +1,13 @@
 import pytest
 
-from emovox.labels import EMOTIONS, LABEL_SETS, LabelError, label_set, normalize_emotion
+from emovox.labels import (
+    EMOTIONS,
+    LABEL_SETS,
+    LabelError,
+    label_set,
+    label_set_name,
+    normalize_emotion,
+)
 from emovox.manifest import Clip, Manifest
 
 
@@ -42,3 +49,8 @@ def test_restrict_counts_excluded_clips():
     kept, excluded = m.restrict("paper7")
     assert [c.emotion for c in kept.clips] == ["happy"]
     assert excluded == {"calm": 2, "boredom": 1}
+
+
+def test_label_set_name():
+    assert label_set_name(["happy", "sad", "neutral", "angry"]) == "core4"
+    assert label_set_name(["sad", "happy"]) == "happy,sad"

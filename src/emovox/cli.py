@@ -268,22 +268,26 @@ def run(
         title=f"SVM on utterance feature statistics — {found}"
         f", labels {','.join(data.labels)}"
     )
-    for col in ("protocol", "folds", "clips", "WA", "UA", "macro-F1", "report"):
-        t.add_column(col)
+    for col in ("protocol", "speakers", "folds", "clips", "WA", "UA", "macro-F1"):
+        t.add_column(col, no_wrap=True)
+    reports = []
     for protocol in ("speaker-kfold", "random"):
         cfg.protocol = protocol
         cfg.name = None
         m = (res := run_eval(data, cfg)).metrics
+        reports.append(f"{protocol_tag(protocol, m['leaky'])}: {res.run_dir}")
         t.add_row(
-            protocol_tag(protocol, m["leaky"]),
+            protocol,
+            "[bold red]LEAKY[/]" if m["leaky"] else "unseen",
             str(m["folds"]),
             str(m["n"]),
             f"{m['wa']:.3f}",
             f"{m['ua']:.3f}",
             f"{m['macro_f1']:.3f}",
-            str(res.run_dir),
         )
     out.print(t)
+    for line in reports:
+        out.print(f"report {line}", soft_wrap=True)
     out.print(
         "The LEAKY row is the paper's protocol (random split: the same speakers and sentences "
         "on both sides); the speaker-independent row is what to expect on new voices."

@@ -86,3 +86,12 @@ def label_set(name_or_labels: str | Iterable[str]) -> tuple[str, ...]:
         items = list(name_or_labels)
     labels = tuple(dict.fromkeys(normalize_emotion(s) for s in items))
     return tuple(e for e in EMOTIONS if e in labels)
+
+
+def label_set_name(labels: Iterable[str]) -> str:
+    """The name of a known label set with exactly these emotions, else their comma list."""
+    want = set(labels)
+    for name, members in LABEL_SETS.items():
+        if set(members) == want:
+            return name
+    return ",".join(e for e in EMOTIONS if e in want)

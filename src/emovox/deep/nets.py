@@ -26,10 +26,13 @@ def _remember(model: nn.Module, name: str, kwargs: dict[str, Any]) -> None:
 
 
 class EmotionCNN(nn.Module):
-    """Four conv blocks (conv3x3-BN-ReLU x ``convs[i]``, max-pool 2x2, dropout), widths
-    ``width * (1, 2, 4, 8)``, then global average + max pooling and a linear head ``fc``.
+    """Four conv blocks (conv3x3-BN-ReLU x ``convs[i]``, max-pool 2x2, channel dropout), widths
+    ``width * (1, 2, 4, 8)``, then global average + max pooling, dropout and a linear head ``fc``.
 
-    Pooling uses ``ceil_mode`` so any input with ``n_mels, T >= 1`` works.
+    Block ``i`` drops whole feature maps (``Dropout2d``) with rate ``dropout * (i + 1) / 4``
+    (cheap, unlike element dropout on the large early maps); the head uses ``dropout``.
+    Pooling uses ``ceil_mode`` so any input with ``n_mels, T >= 1`` works. With the default
+    ``width=32`` it has about 0.39 M parameters; it runs fastest in ``channels_last`` format.
     """
 
     def __init__(
@@ -68,7 +71,7 @@ class EmotionCNN(nn.Module):
                     nn.BatchNorm2d(c_out),
                     nn.ReLU(inplace=True),
                 ]
-            layers += [nn.MaxPool2d(2, ceil_mode=True), nn.Dropout(dropout * (i + 1) / 4)]
+            layers += [nn.MaxPool2d(2, ceil_mode=True), nn.Dropout2d(dropout * (i + 1) / 4)]
             blocks.append(nn.Sequential(*layers))
             c_in = c_out
         self.blocks = nn.Sequential(*blocks)
@@ -260,19 +263,15 @@ def load_torchvision_weights(model: nn.Module, source: str | Path) -> dict[str, 
             report["unexpected"].append(key)
             continue
         target = own[key]
-        if key == "conv1.weight" and value.ndim == 4 and value.shape[1] != target.shape[1]:
-            if target.shape[1] == 1:
-                value = value.sum(dim=1, keepdim=True)
-            else:  # e.g. 3 -> 2 channels: mean colour replicated, energy kept
-                value = value.mean(dim=1, keepdim=True).repeat(1, target.shape[1], 1, 1)
-                value = value * (3.0 / target.shape[1])
-            report["adapted"].append(key)
+        adapted = key == "conv1.weight" and value.ndim == 4 and value.shape[1] != target.shape[1]
+        if adapted:  # RGB -> 1 channel: sum (a grey image gives the same response)
+            c_in = target.shape[1]
+            value = value.sum(dim=1, keepdim=True).repeat(1, c_in, 1, 1) / c_in
         if value.shape != target.shape:
             report["skipped"].append(key)
             continue
         new[key] = value.to(dtype=target.dtype)
-        if key not in report["adapted"]:
-            report["loaded"].append(key)
+        report["adapted" if adapted else "loaded"].append(key)
     report["missing"] = [
         k for k in own if k not in new and not k.endswith("num_batches_tracked")
     ]
