@@ -121,39 +121,54 @@ def speed(y: np.ndarray, factor: float) -> np.ndarray:
     return _finite32(soxr.resample(y, 1000.0 * factor, 1000.0, quality="MQ"))
 
 
-def ola_stretch(y: np.ndarray, rate: float, sr: int = 16_000, frame_s: float = 0.03) -> np.ndarray:
-    """Cheap time stretch (plain Hann overlap-add, no phase alignment): length ``len * rate``,
-    pitch unchanged. Rougher than a phase vocoder but ~100x faster than librosa's."""
+def wsola_stretch(
+    y: np.ndarray,
+    rate: float,
+    sr: int = 16_000,
+    frame_s: float = 0.03,
+    tol_s: float = 0.008,
+    decimate: int = 4,
+) -> np.ndarray:
+    """Time stretch to ``len * rate`` samples keeping the pitch (WSOLA: Hann overlap-add with
+    each frame aligned to the previous one by cross-correlation, searched within ``tol_s`` on a
+    ``decimate``-fold subsampled signal). About 2 ms for 3 s, much faster than a phase vocoder."""
     y = np.asarray(y, dtype=np.float32)
-    n = max(2 * int(frame_s * sr / 2), 4)
-    hs = n // 2
+    n = max(2 * int(frame_s * sr / 2), 8)
+    hs, tol, dec = n // 2, max(int(tol_s * sr), 1), max(int(decimate), 1)
     out_len = max(int(round(len(y) * rate)), 1)
-    if len(y) < n:
-        y = np.concatenate([y, np.zeros(n - len(y), dtype=np.float32)])
     k = 1 + max(0, -(-(out_len - n) // hs))
-    pos = np.minimum(np.round(np.arange(k) * hs / rate).astype(int), len(y) - n)
+    yp = np.concatenate([np.zeros(tol, np.float32), y, np.zeros(n + tol + hs, np.float32)])
+    yd = yp[::dec]
     win = np.hanning(n + 2)[1:-1].astype(np.float32)
-    frames = y[pos[:, None] + np.arange(n)[None, :]] * win
     out = np.zeros((k - 1) * hs + n, dtype=np.float32)
     wsum = np.zeros_like(out)
+    prev = tol
     for i in range(k):
-        out[i * hs : i * hs + n] += frames[i]
+        pos = min(tol + int(round(i * hs / rate)), len(yp) - n - tol)
+        if i > 0:  # best match to the natural continuation of the previous frame
+            target = prev + hs
+            tmpl = yd[target // dec : (target + hs) // dec]
+            lo = (pos - tol) // dec
+            seg = yd[lo : lo + (2 * tol + hs) // dec + 1]
+            if len(tmpl) and len(seg) >= len(tmpl):
+                pos = lo * dec + int(np.argmax(np.correlate(seg, tmpl, "valid"))) * dec
+        pos = min(pos, len(yp) - n)
+        out[i * hs : i * hs + n] += yp[pos : pos + n] * win
         wsum[i * hs : i * hs + n] += win
+        prev = pos
     out /= np.maximum(wsum, 1e-3)
     return out[:out_len]
 
 
 def pitch_shift(y: np.ndarray, sr: int, semitones: float) -> np.ndarray:
-    """Shift pitch by ``semitones`` keeping the length: OLA time stretch then resampling.
-
-    A cheap approximation of ``librosa.effects.pitch_shift`` (which is slow), good enough for
-    augmentation at a few semitones.
-    """
+    """Shift pitch by ``semitones`` keeping the length: WSOLA time stretch by the pitch ratio,
+    then resampling back to the original length (a cheap stand-in for
+    ``librosa.effects.pitch_shift``, good at a few semitones)."""
     y = np.asarray(y, dtype=np.float32)
     if abs(semitones) < 1e-6 or len(y) < 2:
         return _finite32(y.copy())
     r = 2 ** (semitones / 12)
-    return _finite32(_fit_length(speed(ola_stretch(y, r, sr), r), len(y)))
+    return _finite32(_fit_length(speed(wsola_stretch(y, r, sr), r), len(y)))
 
 
 def reverb(

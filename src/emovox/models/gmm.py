@@ -5,19 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy.special import logsumexp
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.mixture import GaussianMixture
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
-from emovox.models.rda import _check_priors, _log_priors, _validate_data
+from emovox.models.rda import BayesClassifierMixin, _check_priors, _log_priors, _validate_data
 
 __all__ = ["GaussianMixtureClassifier"]
 
 
-class GaussianMixtureClassifier(ClassifierMixin, BaseEstimator):
+class GaussianMixtureClassifier(BayesClassifierMixin, ClassifierMixin, BaseEstimator):
     """One :class:`sklearn.mixture.GaussianMixture` per class; posteriors via Bayes' rule.
 
     Parameters
@@ -94,24 +93,3 @@ class GaussianMixtureClassifier(ClassifierMixin, BaseEstimator):
         X = _validate_data(self, X, dtype=np.float64, reset=False)
         jll = np.column_stack([gm.score_samples(X) for gm in self.estimators_])
         return jll + _log_priors(self.priors_)
-
-    def predict_log_proba(self, X: Any) -> np.ndarray:
-        """Log posterior class probabilities, columns in ``classes_`` order."""
-        jll = self._joint_log_likelihood(X)
-        return jll - logsumexp(jll, axis=1, keepdims=True)
-
-    def predict_proba(self, X: Any) -> np.ndarray:
-        """Posterior class probabilities, columns in ``classes_`` order."""
-        return np.exp(self.predict_log_proba(X))
-
-    def decision_function(self, X: Any) -> np.ndarray:
-        """Log posteriors (n_samples, n_classes); with 2 classes, the log-odds of classes_[1]."""
-        log_proba = self.predict_log_proba(X)
-        if self.classes_.size == 2:
-            return log_proba[:, 1] - log_proba[:, 0]
-        return log_proba
-
-    def predict(self, X: Any) -> np.ndarray:
-        """Maximum a posteriori class labels."""
-        jll = self._joint_log_likelihood(X)  # checks fitted before touching classes_
-        return self.classes_[np.argmax(jll, axis=1)]

@@ -63,7 +63,38 @@ def _log_priors(priors: np.ndarray) -> np.ndarray:
         return np.log(priors)
 
 
-class RDA(ClassifierMixin, BaseEstimator):
+class BayesClassifierMixin:
+    """predict / predict_proba / decision_function from a ``_joint_log_likelihood``
+    (log p(x | class) + log prior), shared by the generative classifiers."""
+
+    classes_: np.ndarray
+
+    def _joint_log_likelihood(self, X: Any) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def predict_log_proba(self, X: Any) -> np.ndarray:
+        """Log posterior class probabilities, columns in ``classes_`` order."""
+        jll = self._joint_log_likelihood(X)
+        return jll - logsumexp(jll, axis=1, keepdims=True)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Posterior class probabilities, columns in ``classes_`` order."""
+        return np.exp(self.predict_log_proba(X))
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """Log posteriors (n_samples, n_classes); with 2 classes, the log-odds of classes_[1]."""
+        log_proba = self.predict_log_proba(X)
+        if self.classes_.size == 2:
+            return log_proba[:, 1] - log_proba[:, 0]
+        return log_proba
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Maximum a posteriori class labels."""
+        jll = self._joint_log_likelihood(X)  # checks fitted before touching classes_
+        return self.classes_[np.argmax(jll, axis=1)]
+
+
+class RDA(BayesClassifierMixin, ClassifierMixin, BaseEstimator):
     """Regularized discriminant analysis (Friedman, 1989) with both regularisation parameters.
 
     Parameters
@@ -165,27 +196,6 @@ class RDA(ClassifierMixin, BaseEstimator):
             maha = np.einsum("ij,ij->j", z, z)
             out[:, k] = -0.5 * (maha + self.log_det_[k] + p * _LOG_2PI) + log_prior[k]
         return out
-
-    def predict_log_proba(self, X: Any) -> np.ndarray:
-        """Log posterior class probabilities, columns in ``classes_`` order."""
-        jll = self._joint_log_likelihood(X)
-        return jll - logsumexp(jll, axis=1, keepdims=True)
-
-    def predict_proba(self, X: Any) -> np.ndarray:
-        """Posterior class probabilities, columns in ``classes_`` order."""
-        return np.exp(self.predict_log_proba(X))
-
-    def decision_function(self, X: Any) -> np.ndarray:
-        """Log posteriors (n_samples, n_classes); with 2 classes, the log-odds of classes_[1]."""
-        log_proba = self.predict_log_proba(X)
-        if self.classes_.size == 2:
-            return log_proba[:, 1] - log_proba[:, 0]
-        return log_proba
-
-    def predict(self, X: Any) -> np.ndarray:
-        """Maximum a posteriori class labels."""
-        jll = self._joint_log_likelihood(X)  # checks fitted before touching classes_
-        return self.classes_[np.argmax(jll, axis=1)]
 
 
 def _stable_cholesky(cov: np.ndarray, scale: float, label: Any) -> np.ndarray:
