@@ -16,10 +16,10 @@ $(VENV)/.torch: $(BIN)/python
 	touch $@
 
 install: $(VENV)/.torch
-	$(BIN)/pip install -q -e .
+	$(BIN)/pip install -q -e ".[deep]"
 
 install-dev: $(VENV)/.torch
-	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/pip install -q -e ".[dev,deep]"
 
 run: install
 	EMOVOX_CORPORA=$(EMOVOX_CORPORA) $(BIN)/emovox run

@@ -198,6 +198,7 @@ def test_tess_quirks(tree):
         "tess:YAF_germ_angry",
     ]
     quirk = clips["tess:OA_bite_neutral"]
+    assert "taken from its folder" in quirk.note
     assert (quirk.speaker, quirk.emotion, quirk.text) == ("tess:OAF", "neutral", "tess:bite")
     assert clips["tess:OAF_back_fear"].emotion == "fearful"
     assert clips["tess:OAF_dog_ps"].emotion == "surprised"
@@ -251,6 +252,7 @@ def test_crema_d(tree):
     assert clips["crema_d:1002_IEO_HAP_HI"].gender == "female"
     quirk = clips["crema_d:1040_ITH_SAD_XX"]
     assert quirk.path.endswith("1040_ITH_SAD_X.wav") and quirk.emotion == "sad"
+    assert "known misnaming" in quirk.note
     r = reasons(m)
     assert set(r) == {"1001_DFA_XYZ_XX.wav", "0999_DFA_ANG_XX.wav"}
     assert "emotion XYZ" in r["1001_DFA_XYZ_XX.wav"] and "actor 0999" in r["0999_DFA_ANG_XX.wav"]

@@ -37,6 +37,7 @@ def corpora_scan(
 ) -> None:
     """Find corpora under ROOTS: clips per corpus x emotion, speakers, hours, problems."""
     from emovox import corpora
+    from emovox.labels import EMOTIONS
 
     for r in roots:
         if not r.exists():
@@ -52,23 +53,22 @@ def corpora_scan(
     if not summary:
         err.print(f"No known corpus found under {', '.join(map(str, roots))}.")
         raise typer.Exit(1)
-    emotions = sorted({e for s in summary.values() for e in s["emotions"]})
+    names = list(summary)
     t = Table(title="Corpora found")
-    for col in ["corpus", "clips", "speakers", "hours", *emotions, "problems"]:
-        t.add_column(col, justify="left" if col == "corpus" else "right")
-    for name, s in summary.items():
-        t.add_row(
-            name,
-            str(s["clips"]),
-            str(s["speakers"]),
-            f"{s['hours']:.2f}",
-            *[str(s["emotions"].get(e, "")) for e in emotions],
-            str(len(s["problems"])),
-        )
+    t.add_column("")
+    for name in names:
+        t.add_column(name, justify="right")
+    for key in ("clips", "speakers", "hours"):
+        t.add_row(key, *[str(summary[n][key]) for n in names])
+    for e in [e for e in EMOTIONS if any(e in s["emotions"] for s in summary.values())]:
+        t.add_row(f"  {e}", *[str(summary[n]["emotions"].get(e, "")) for n in names])
+    t.add_row("problems", *[str(len(summary[n]["problems"])) for n in names])
     out.print(t)
     for name, s in summary.items():
         for p in s["problems"]:
-            out.print(f"[yellow]{name}[/]: {p['path']}: {p['reason']}")
+            out.print(f"[yellow]problem[/] {name}: {p['path']}: {p['reason']}", soft_wrap=True)
+        for p in s.get("notes", []):
+            out.print(f"[cyan]note[/] {name}: {p['path']}: {p['note']}", soft_wrap=True)
 
 
 def _config(**kw) -> object:

@@ -26,6 +26,7 @@ class Clip:
     text: str | None = None  # sentence / word id, unique across corpora
     duration: float | None = None  # seconds
     sample_rate: int | None = None
+    note: str | None = None  # a known quirk of the published corpus that the loader repaired
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,9 @@ class Manifest:
                     {"path": p.path, "reason": p.reason} for p in self.problems if p.corpus == name
                 ],
             }
+            notes = [{"path": c.path, "note": c.note} for c in clips if c.note]
+            if notes:
+                out[name]["notes"] = notes
         stray = [{"path": p.path, "reason": p.reason} for p in self.problems if not p.corpus]
         if stray:  # audio outside any recognised layout: listed, never dropped
             out["unrecognised"] = {

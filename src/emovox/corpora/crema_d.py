@@ -68,8 +68,9 @@ def parse(path: Path, genders: dict[str, str] | None = None) -> Clip | Problem:
     if not m:
         return bad_name(path, NAME, PATTERN)
     actor, sentence, emotion, level = m.group(1), *(g.upper() for g in m.groups()[1:])
+    note = None
     if level == "X":  # known misnaming of 1040_ITH_SAD_XX in some copies
-        level = "XX"
+        level, note = "XX", "level 'X' read as XX (a known misnaming in some copies)"
     checks = [
         (1001 <= int(actor) <= 1091, f"actor {actor} (1001-1091)"),
         (sentence in SENTENCES, f"sentence {sentence}"),
@@ -88,6 +89,7 @@ def parse(path: Path, genders: dict[str, str] | None = None) -> Clip | Problem:
         speaker=f"{NAME}:{actor}",
         gender=(genders or {}).get(actor),
         text=f"{NAME}:{sentence}",
+        note=note,
     )
 
 

@@ -45,10 +45,12 @@ def parse(path: Path) -> Clip | Problem:
     folder = _FOLDER.match(path.parent.name)
     folder_speaker = folder.group(1).upper() if folder else None
     speaker = prefix.upper()
+    note = None
     if speaker not in SPEAKERS:
         # Known quirk: ``OA_bite_neutral`` inside ``OAF_neutral``; trust the folder's speaker.
         if folder_speaker and folder_speaker.startswith(speaker):
             speaker = folder_speaker
+            note = f"speaker prefix {prefix!r} cut short; speaker {speaker} taken from its folder"
         else:
             return Problem(str(path), f"TESS speaker prefix {prefix!r} is not OAF or YAF", NAME)
     if folder_speaker and folder_speaker != speaker:
@@ -78,6 +80,7 @@ def parse(path: Path) -> Clip | Problem:
         speaker=f"{NAME}:{speaker}",
         gender="female",
         text=f"{NAME}:{word.lower()}",
+        note=note,
     )
 
 

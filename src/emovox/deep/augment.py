@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import numpy as np
+import scipy.fft
 import scipy.ndimage
 import scipy.signal
 import soxr
@@ -43,29 +44,40 @@ def _fit_length(y: np.ndarray, n: int) -> np.ndarray:
 
 def pink_noise(n: int, rng: np.random.Generator) -> np.ndarray:
     """Unit-RMS 1/f noise (white noise shaped in the frequency domain)."""
-    spec = np.fft.rfft(rng.standard_normal(max(n, 2)))
-    f = np.arange(len(spec), dtype=np.float64)
-    spec[1:] /= np.sqrt(f[1:])
+    m = scipy.fft.next_fast_len(max(n, 2), real=True)
+    spec = scipy.fft.rfft(rng.standard_normal(m))
+    spec[1:] /= np.sqrt(np.arange(1, len(spec), dtype=np.float64))
     spec[0] = 0.0
-    x = np.fft.irfft(spec, max(n, 2))[:n]
+    x = scipy.fft.irfft(spec, m)[:n]
     return (x / max(_rms(x), 1e-12)).astype(np.float32)
 
 
 def babble_noise(
     n: int, rng: np.random.Generator, source: Sequence[np.ndarray], n_talkers: int = 4
 ) -> np.ndarray:
-    """Unit-RMS mix of ``n_talkers`` random clips from ``source`` (random segments, tiled)."""
-    usable = [c for c in source if len(c) > 0 and _rms(c) > 0]
-    if not usable:
-        raise ValueError("babble noise needs a non-empty babble_source of non-silent clips")
+    """Unit-RMS mix of ``n_talkers`` random clips from ``source`` (random segments, tiled).
+
+    Costs O(n_talkers), not O(len(source)): silent picks are skipped and redrawn."""
+    if not source:
+        raise ValueError("babble noise needs a non-empty babble_source")
     out = np.zeros(n, dtype=np.float64)
-    for k in rng.integers(0, len(usable), size=n_talkers):
-        c = np.asarray(usable[k], dtype=np.float64)
+    got = 0
+    for _ in range(10 * n_talkers):
+        c = np.asarray(source[int(rng.integers(0, len(source)))], dtype=np.float64)
+        if len(c) == 0:
+            continue
         if len(c) < n:
             c = np.tile(c, -(-n // len(c)))
         start = int(rng.integers(0, len(c) - n + 1))
         seg = c[start : start + n]
-        out += seg / max(_rms(seg), 1e-12)
+        level = _rms(seg)
+        if level > 0:
+            out += seg / level
+            got += 1
+            if got == n_talkers:
+                break
+    if got == 0:
+        raise ValueError("babble_source holds no non-silent audio")
     return (out / max(_rms(out), 1e-12)).astype(np.float32)
 
 

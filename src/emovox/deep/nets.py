@@ -167,7 +167,8 @@ class ResNet(nn.Module):
 def resnet34(n_classes: int, in_channels: int = 1, dropout: float = 0.0) -> ResNet:
     """Standard ResNet-34 (BasicBlock, [3, 4, 6, 3]) with torchvision's state-dict names."""
     model = ResNet([3, 4, 6, 3], n_classes, in_channels, dropout)
-    _remember(model, "resnet34", dict(n_classes=n_classes, in_channels=in_channels, dropout=dropout))
+    kwargs = dict(n_classes=n_classes, in_channels=in_channels, dropout=dropout)
+    _remember(model, "resnet34", kwargs)
     return model
 
 
@@ -272,9 +273,7 @@ def load_torchvision_weights(model: nn.Module, source: str | Path) -> dict[str, 
             continue
         new[key] = value.to(dtype=target.dtype)
         report["adapted" if adapted else "loaded"].append(key)
-    report["missing"] = [
-        k for k in own if k not in new and not k.endswith("num_batches_tracked")
-    ]
+    report["missing"] = [k for k in own if k not in new and not k.endswith("num_batches_tracked")]
     model.load_state_dict(new, strict=False)
     return report
 
