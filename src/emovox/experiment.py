@@ -49,6 +49,7 @@ class ExperimentConfig:
     test_corpora: list[str] = field(default_factory=list)
     features: str = FeatureConfig().groups
     tune: bool = False
+    denoise: bool = False  # spectral-gating noise reduction before features
     n_jobs: int = -1
     name: str | None = None
     out_dir: str = "runs"
@@ -123,7 +124,7 @@ def load_dataset(
     feats = extract(
         [c.path for c in kept.clips],
         FeatureConfig(groups=cfg.features),
-        Preprocess(),
+        Preprocess(denoise=cfg.denoise),
         cache_dir=cache_dir() / "features",
         n_jobs=cfg.n_jobs,
         progress=progress,
