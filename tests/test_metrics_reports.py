@@ -47,3 +47,15 @@ def test_write_run_marks_leaky(tmp_path):
     assert (d / "confusion.png").read_bytes()[:4] == b"\x89PNG"
     honest = summary_text({"model": "svm"}, m | {"protocol": "speaker-kfold", "leaky": False})
     assert "LEAKY" not in honest and "speaker-independent" in honest
+
+
+def test_atomic_writes_have_the_usual_file_mode(tmp_path):
+    import os
+
+    from emovox.io import atomic_write_text
+
+    p = atomic_write_text(tmp_path / "x.txt", "hi")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert p.read_text() == "hi" and (p.stat().st_mode & 0o777) == (0o666 & ~umask)
+    assert not list(tmp_path.glob(".*tmp"))

@@ -39,6 +39,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from emovox.deep.augment import AugmentConfig, augment_spectrogram, augment_waveform, mixup
 from emovox.deep.nets import architecture_of, build_model, freeze_body, param_groups_for_finetune
+from emovox.io import atomic_write_bytes, atomic_write_text
 
 FeatureFn = Callable[[np.ndarray], np.ndarray]
 
@@ -353,19 +354,10 @@ def lr_factor(step: int, total: int, schedule: str, warmup_frac: float = 0.3) ->
 # --------------------------------------------------------------------------- files
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def _save_safetensors(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> None:
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_file(tensors, str(tmp), metadata=meta)
-    os.chmod(tmp, 0o644)  # safetensors writes 0600
-    os.replace(tmp, path)
+    atomic_write_bytes(path, save(tensors, metadata=meta))
 
 
 def _model_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -535,7 +527,7 @@ class Trainer:
         tensors[_RNG] = torch.get_rng_state()
         full = {**state, "optimizer": opt_info}
         _save_safetensors(run_dir / CHECKPOINT, tensors, {"trainer_state": json.dumps(full)})
-        _atomic_write_text(run_dir / STATE, json.dumps(state, indent=2))
+        atomic_write_text(run_dir / STATE, json.dumps(state, indent=2))
 
     # ---- main entry
 
@@ -649,14 +641,14 @@ class Trainer:
                     state["bad_epochs"] = 0
                     meta = self._model_meta(model, names, state)
                     _save_safetensors(run_dir / MODEL, _model_tensors(model), {"format": FORMAT})
-                    _atomic_write_text(run_dir / MODEL_JSON, json.dumps(meta, indent=2))
+                    atomic_write_text(run_dir / MODEL_JSON, json.dumps(meta, indent=2))
                 else:
                     state["bad_epochs"] += 1
                 if cfg.patience and state["bad_epochs"] >= cfg.patience:
                     state["stopped_early"] = True
                 state["finished"] = state["stopped_early"] or state["epoch"] >= cfg.epochs
                 self._save_checkpoint(run_dir, model, opt, state)
-                _atomic_write_text(run_dir / "history.json", json.dumps(state["history"], indent=2))
+                atomic_write_text(run_dir / "history.json", json.dumps(state["history"], indent=2))
                 _plot_curves(state["history"], run_dir / "curves.png")
                 bar.epoch_done(record, state)
                 if self.on_epoch_end is not None:
