@@ -373,6 +373,12 @@ def train(
     except (NoCorporaError, ProtocolError, ConfigError, ValueError, FileNotFoundError) as exc:
         err.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(2) from exc
+    except KeyboardInterrupt as exc:
+        err.print(
+            "[yellow]interrupted[/]: finished folds and the last epoch's checkpoint are saved; "
+            "run the same command with --resume to continue."
+        )
+        raise typer.Exit(130) from exc
     con.print(
         f"{m['model']} on {', '.join(m['corpora'])} — {protocol_tag(m['protocol'], m['leaky'])}"
         f", {m['folds']} of {m['folds_total']} folds, {m['n']} test clips"
