@@ -16,10 +16,10 @@ $(VENV)/.torch: $(BIN)/python
 	touch $@
 
 install: $(VENV)/.torch
-	$(BIN)/pip install -q -e ".[deep]"
+	$(BIN)/pip install -q -e ".[deep,onnx]"
 
 install-dev: $(VENV)/.torch
-	$(BIN)/pip install -q -e ".[dev,deep]"
+	$(BIN)/pip install -q -e ".[dev,deep,whisper,onnx]"
 
 run: install
 	EMOVOX_CORPORA=$(EMOVOX_CORPORA) $(BIN)/emovox run

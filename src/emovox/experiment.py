@@ -19,6 +19,7 @@ import numpy as np
 
 from emovox import corpora as corpus_loaders
 from emovox.audio import Preprocess
+from emovox.embeddings import EmbeddingConfig, extract_embeddings, is_embedding_spec
 from emovox.features import FeatureConfig, extract
 from emovox.io import cache_dir, corpora_root
 from emovox.labels import LABEL_SETS, label_set
@@ -121,14 +122,24 @@ def load_dataset(
     manifest = manifest if manifest is not None else scan(cfg)
     labels = resolve_labels(cfg.labels, manifest)
     kept, excluded = manifest.restrict(labels)
-    feats = extract(
-        [c.path for c in kept.clips],
-        FeatureConfig(groups=cfg.features),
-        Preprocess(denoise=cfg.denoise),
-        cache_dir=cache_dir() / "features",
-        n_jobs=cfg.n_jobs,
-        progress=progress,
-    )
+    paths = [c.path for c in kept.clips]
+    if is_embedding_spec(cfg.features):
+        feats = extract_embeddings(
+            paths,
+            EmbeddingConfig.from_spec(cfg.features),
+            Preprocess(denoise=cfg.denoise),
+            cache_dir=cache_dir() / "features",
+            progress=progress,
+        )
+    else:
+        feats = extract(
+            paths,
+            FeatureConfig(groups=cfg.features),
+            Preprocess(denoise=cfg.denoise),
+            cache_dir=cache_dir() / "features",
+            n_jobs=cfg.n_jobs,
+            progress=progress,
+        )
     ok = np.flatnonzero(feats.ok)
     return Dataset(
         clips=[kept.clips[i] for i in ok],

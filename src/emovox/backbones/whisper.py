@@ -184,6 +184,7 @@ class WhisperEncoder(nn.Module):
         mel: Tensor,
         return_layers: bool = False,
         lengths: Tensor | None = None,
+        n_blocks: int | None = None,
     ) -> Tensor | list[Tensor]:
         """Encode log-mel features.
 
@@ -194,6 +195,8 @@ class WhisperEncoder(nn.Module):
                 frames are masked so each item's valid outputs equal those of encoding it
                 alone. Outputs at padded positions are meaningless: mask them when pooling
                 (valid encoder frames: :meth:`output_lengths`).
+            n_blocks: run only the first ``n_blocks`` blocks (``ln_post`` only when all run);
+                a model that reads early layers need not pay for the later ones.
 
         Returns:
             The final hidden state (B, ceil(T/2), n_state) after ``ln_post``; or, with
@@ -227,9 +230,12 @@ class WhisperEncoder(nn.Module):
         x = x + self.positional_embedding[:n_out].to(x.dtype)
 
         layers = [x]
-        for block in self.blocks:
+        n_run = len(self.blocks) if n_blocks is None else n_blocks
+        for block in self.blocks[:n_run]:
             x = block(x, mask)
             layers.append(x)
+        if n_run < len(self.blocks):
+            return layers if return_layers else x
         x = self.ln_post(x)
         if return_layers:
             layers[-1] = x

@@ -1,4 +1,5 @@
-"""Classical classifiers (the paper's Table 2: KNN, LDA, SVM, RDA) plus a per-class GMM.
+"""Classical classifiers (the paper's Table 2: KNN, LDA, SVM, RDA) plus a per-class GMM and a
+logistic regression (the head for frozen encoder embeddings).
 
 :func:`make_classical` returns an *unfitted* ``Pipeline(StandardScaler -> estimator)``, so feature
 scaling is always learnt inside the training fold. :func:`default_param_grid` gives a small grid
@@ -14,6 +15,7 @@ from typing import Any
 from sklearn.base import BaseEstimator
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
@@ -33,7 +35,7 @@ __all__ = [
 ]
 
 #: Names accepted by :func:`make_classical`.
-CLASSICAL: frozenset[str] = frozenset({"knn", "lda", "svm", "rda", "gmm"})
+CLASSICAL: frozenset[str] = frozenset({"knn", "lda", "svm", "rda", "gmm", "logreg"})
 
 #: Step names of the pipeline built by :func:`make_classical`.
 SCALER_STEP = "scale"
@@ -75,6 +77,8 @@ def make_classical(name: str, seed: int = 0, probability: bool = True, **params:
         estimator = LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto")
     elif key == "rda":
         estimator = RDA(alpha=0.5, gamma=0.1)
+    elif key == "logreg":  # the usual head for frozen encoder embeddings
+        estimator = LogisticRegression(C=0.01, max_iter=1000, class_weight="balanced")
     elif key == "gmm":
         estimator = GaussianMixtureClassifier(
             n_components=2, covariance_type="diag", random_state=seed
@@ -110,6 +114,8 @@ def default_param_grid(
         grid = {"C": [1.0, 10.0], "gamma": ["scale"]}
     elif key == "rda":
         grid = {"alpha": [0.0, 0.5, 1.0], "gamma": [0.05, 0.25]}
+    elif key == "logreg":
+        grid = {"C": [0.001, 0.01, 0.1]}
     else:
         grid = {"n_components": [1, 2, 4]}
     pre = _param_prefix(key, probability) if prefix is None else prefix

