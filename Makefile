@@ -16,10 +16,10 @@ $(VENV)/.torch: $(BIN)/python
 	touch $@
 
 install: $(VENV)/.torch
-	$(BIN)/pip install -q -e ".[deep,onnx]"
+	$(BIN)/pip install -q -e ".[deep,onnx,vad]"
 
 install-dev: $(VENV)/.torch
-	$(BIN)/pip install -q -e ".[dev,deep,whisper,onnx]"
+	$(BIN)/pip install -q -e ".[dev,deep,whisper,onnx,vad]"
 
 run: install
 	EMOVOX_CORPORA=$(EMOVOX_CORPORA) $(BIN)/emovox run

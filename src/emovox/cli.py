@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 app = typer.Typer(
@@ -96,7 +97,7 @@ def _load(cfg, quiet: bool):
     return data
 
 
-ModelOpt = Annotated[str, typer.Option(help="knn, lda, svm, rda or gmm.")]
+ModelOpt = Annotated[str, typer.Option(help="knn, lda, svm, rda, gmm or logreg.")]
 CorpusOpt = Annotated[
     list[str] | None,
     typer.Option(
@@ -135,6 +136,13 @@ def evaluate(
         bool, typer.Option(help="Grid-search hyper-parameters on training speakers.")
     ] = False,
     denoise: Annotated[bool, typer.Option(help="Spectral-gating noise reduction first.")] = False,
+    features: Annotated[
+        str | None,
+        typer.Option(
+            help="Feature groups (e.g. 'mfcc,prosody'; default: all hand-made groups) or a "
+            "frozen encoder's pooled layers: 'whisper:tiny.en' or 'whisper:/path/to/model'."
+        ),
+    ] = None,
     root: RootOpt = None,
     out_dir: Annotated[str, typer.Option("--out", help="Where run folders go.")] = "runs",
     name: Annotated[str | None, typer.Option(help="Run folder name.")] = None,
@@ -157,6 +165,7 @@ def evaluate(
         test_corpora=_split_list(test_corpora),
         tune=tune,
         denoise=denoise,
+        features=features,
         out_dir=out_dir,
         name=name,
         root=root,
@@ -267,8 +276,7 @@ def run(
     data = _load(cfg, quiet=False)
     found = ", ".join(sorted({c.corpus for c in data.clips}))
     t = Table(
-        title=f"SVM on utterance feature statistics — {found}"
-        f", labels {','.join(data.labels)}"
+        title=f"SVM on utterance feature statistics — {found}, labels {','.join(data.labels)}"
     )
     for col in ("protocol", "speakers", "folds", "clips", "WA", "UA", "macro-F1"):
         t.add_column(col, no_wrap=True)
@@ -394,6 +402,393 @@ def train(
     con.print(f"report: {m['run_dir']}", soft_wrap=True)
     if as_json:
         print(json.dumps(m))
+
+
+@app.command("build-model")
+def build_model_cmd(
+    out: Annotated[Path, typer.Option("--out", help="Bundle folder to write.")] = Path(
+        "models/default"
+    ),
+    corpus: CorpusOpt = None,
+    labels: LabelsOpt = "paper7",
+    encoder: Annotated[
+        str, typer.Option(help="Whisper encoder: 'tiny.en' (packaged) or a model path.")
+    ] = "tiny.en",
+    layers: Annotated[
+        str | None, typer.Option(help="Hidden layers to pool, e.g. '0,1,2,3' (default: all).")
+    ] = None,
+    c: Annotated[float, typer.Option("--c", help="Inverse L2 strength of the head.")] = 0.01,
+    k: Annotated[int, typer.Option(help="Speaker folds for the model card's scores.")] = 5,
+    seed: int = 0,
+    root: RootOpt = None,
+) -> None:
+    """Train a ready-to-use model (frozen Whisper encoder + calibrated head) on the corpora."""
+    from emovox.build_model import build_default_model
+    from emovox.experiment import NoCorporaError
+
+    try:
+        cfg = build_default_model(
+            out,
+            roots=[str(r) for r in root] if root else None,
+            corpora=_split_list(corpus),
+            labels=labels,
+            encoder=encoder,
+            layers=[int(x) for x in layers.split(",")] if layers else None,
+            C=c,
+            k=k,
+            seed=seed,
+            log=lambda m: err.print(m, soft_wrap=True),
+        )
+    except (NoCorporaError, FileNotFoundError, ValueError) as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(2) from exc
+    ev = cfg["card"]["evaluation"]
+    out_console = Console()
+    out_console.print(
+        f"wrote {out}: UA {ev['ua']:.3f} (speaker {k}-fold), per corpus: "
+        + ", ".join(f"{c} {v['ua']:.3f}" for c, v in ev["per_corpus"].items())
+    )
+
+
+@app.command("convert-encoder")
+def convert_encoder(
+    source: Annotated[
+        str,
+        typer.Argument(
+            help="'tiny.en' (packaged), a CTranslate2 folder, an openai-whisper .pt, or a "
+            "Hugging Face folder/.safetensors."
+        ),
+    ],
+    out: Annotated[Path, typer.Argument(help="The fp16 .safetensors file to write.")],
+) -> None:
+    """Convert Whisper encoder weights into emovox's own fp16 safetensors file (MIT notice kept)."""
+    from emovox.backbones import export_encoder, load_whisper_encoder
+
+    try:
+        path = export_encoder(load_whisper_encoder(source), out, source_name=source)
+    except (FileNotFoundError, ValueError, OSError) as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(2) from exc
+    Console().print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+
+
+@app.command()
+def export(
+    onnx: Annotated[Path, typer.Option("--onnx", help="ONNX file to write.")],
+    model: Annotated[
+        Path | None, typer.Option(help="Model folder (default: the bundled model).")
+    ] = None,
+) -> None:
+    """Export a model's encoder + pooling to ONNX (the head stays in model.json/safetensors)."""
+    from emovox.bundle import export_onnx
+
+    try:
+        path = export_onnx(model, onnx)
+    except (FileNotFoundError, ValueError, ImportError) as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(2) from exc
+    Console().print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+
+
+# ------------------------------------------------------- ready to use: predict, listen, demo
+
+ModelPathOpt = Annotated[
+    Path | None,
+    typer.Option("--model", help="Model folder (default: the packaged default model)."),
+]
+BackendOpt = Annotated[
+    str, typer.Option(help="auto (ONNX when onnxruntime is installed), onnx, torch or numpy.")
+]
+VadOpt = Annotated[
+    str, typer.Option(help="Speech detection for long recordings: auto, silero or energy.")
+]
+_GLOB_CHARS = set("*?[")
+
+
+def _predictor(model: Path | None, backend: str, vad: str, long_seconds: float = 20.0):
+    """``emovox.api.load`` with its failures as a clear error and exit code 2."""
+    from rich.markup import escape
+
+    from emovox import api
+
+    try:
+        return api.load(model, backend=backend, long_seconds=long_seconds, vad=vad)
+    except (FileNotFoundError, ImportError, ValueError, OSError) as exc:
+        err.print(f"[red]error:[/] cannot load the model: {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(2) from exc
+
+
+def _expand_inputs(args: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
+    """Files, folders (recursive, audio extensions only) and glob patterns → file paths in
+    order, without duplicates; plus ``(argument, reason)`` for arguments that gave no file."""
+    import glob
+
+    from emovox.corpora import is_audio, iter_audio_files
+
+    files: list[str] = []
+    empty: list[tuple[str, str]] = []
+    seen: set[str] = set()
+
+    def add(p: str) -> None:
+        if p not in seen:
+            seen.add(p)
+            files.append(p)
+
+    for a in args:
+        p = Path(a)
+        if p.is_dir():
+            found = iter_audio_files(p)
+            if not found:
+                empty.append((a, "folder holds no audio files"))
+            for f in found:  # as the user wrote the folder: relative stays relative
+                add(str(f) if os.path.isabs(a) else os.path.relpath(f))
+        elif p.exists() or not (_GLOB_CHARS & set(a)):
+            add(a)  # a file (any name: the content decides), or a missing one reported later
+        else:
+            matches = sorted(glob.glob(a, recursive=True))
+            hits = [
+                str(f)
+                for m in matches
+                for f in (iter_audio_files(m) if Path(m).is_dir() else [Path(m)])
+                if is_audio(f)
+            ]
+            if not hits:
+                empty.append((a, "pattern matches no audio file"))
+            for h in hits:
+                add(h)
+    return files, empty
+
+
+def _timeline_stem(path: str, used: set[str]) -> str:
+    stem = Path(path).stem or "recording"
+    name, i = stem, 1
+    while name in used:
+        i += 1
+        name = f"{stem}-{i}"
+    used.add(name)
+    return name
+
+
+@app.command()
+def predict(
+    paths: Annotated[
+        list[str], typer.Argument(help="Audio files, folders (searched recursively) or globs.")
+    ],
+    model: ModelPathOpt = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object per line for each input file.")
+    ] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="CSV on standard output.")] = False,
+    timeline_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--timeline-dir", help="Write each long recording's timeline (JSON, CSV, PNG) here."
+        ),
+    ] = None,
+    backend: BackendOpt = "auto",
+    vad: VadOpt = "auto",
+    long_seconds: Annotated[
+        float,
+        typer.Option(help="Recordings longer than this (s) get a timeline of speech segments."),
+    ] = 20.0,
+) -> None:
+    """Predict the emotion of audio files; long recordings get one emotion per speech segment."""
+    import csv
+    import sys
+
+    from rich.markup import escape
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from emovox.api import Prediction
+    from emovox.longform import Timeline
+
+    if as_json and as_csv:
+        err.print("[red]error:[/] choose one of --json and --csv")
+        raise typer.Exit(2)
+    files, empty = _expand_inputs(paths)
+    for a, why in empty:
+        err.print(f"[yellow]note:[/] {escape(a)}: {why}", soft_wrap=True)
+    if not files:
+        err.print("[red]error:[/] no audio files to predict")
+        raise typer.Exit(2)
+    pred = _predictor(model, backend, vad, long_seconds)
+    labels = pred.labels
+    writer = None
+    if as_csv:
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(["path", "label", "uncertain", "duration", "segments", "error", *labels])
+    table = Table(title=f"emovox predict — {pred.card.get('name', 'model')}")
+    for col in ("file", "emotion", "probability", "duration", "segments"):
+        table.add_column(col, overflow="fold")
+    failed: list[Prediction] = []
+    used: set[str] = set()
+    progress = Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=err,
+        transient=True,
+        disable=len(files) < 2 or not err.is_terminal,
+    )
+    with progress:
+        task = progress.add_task("predicting", total=len(files))
+        for path, p in zip(files, pred.iter_predict(files), strict=True):
+            p.path = path
+            progress.advance(task)
+            if not p.ok:
+                failed.append(p)
+            elif p.segments is not None and timeline_dir is not None:
+                tl = Timeline(pred.labels, pred.threshold, p.duration or 0.0, p.segments,
+                              source=path)  # fmt: skip
+                tl.vad = pred.vad.name
+                tl.write(timeline_dir, _timeline_stem(path, used) + ".timeline")
+            if as_json:
+                print(json.dumps(p.to_dict()), flush=True)
+            elif writer is not None:
+                probs = [p.probabilities.get(lab, "") for lab in labels]
+                writer.writerow(
+                    [path, p.label or "", "" if not p.ok else int(p.uncertain),
+                     "" if p.duration is None else round(p.duration, 3),
+                     "" if p.segments is None else len(p.segments), p.error or "", *probs]
+                )  # fmt: skip
+            elif p.ok:
+                top = p.probabilities[p.label]
+                table.add_row(
+                    escape(path),
+                    f"{p.label}" + (" [yellow](uncertain)[/]" if p.uncertain else ""),
+                    f"{top:.2f}",
+                    f"{p.duration:.1f} s",
+                    "" if p.segments is None else str(len(p.segments)),
+                )
+            else:
+                table.add_row(escape(path), f"[red]error[/]: {escape(p.error or '')}", "", "", "")
+    if not (as_json or as_csv):
+        out.print(table)
+        out.print(
+            f"uncertain: top probability below {pred.threshold:.2f}; labels: {', '.join(labels)}"
+        )
+    if failed:
+        err.print(f"[yellow]{len(failed)} of {len(files)} file(s) skipped:[/]")
+        for p in failed[:20]:
+            err.print(f"  {escape(p.path or '?')}: {escape(p.error or '')}", soft_wrap=True)
+        if len(failed) > 20:
+            err.print(f"  ... and {len(failed) - 20} more")
+        if len(failed) == len(files):
+            raise typer.Exit(1)
+
+
+@app.command()
+def listen(
+    file: Annotated[
+        Path | None,
+        typer.Option("--file", help="Play this file through the live pipeline (no microphone)."),
+    ] = None,
+    model: ModelPathOpt = None,
+    backend: BackendOpt = "auto",
+    vad: VadOpt = "auto",
+    speed: Annotated[
+        float, typer.Option(help="With --file: 1 = real time, 2 = twice as fast, 0 = no waiting.")
+    ] = 1.0,
+    device: Annotated[
+        str | None, typer.Option(help="Microphone (sounddevice name or index).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per segment.")] = False,
+) -> None:
+    """Live emotion from the microphone (or --file played in real time): a line per segment."""
+    from rich.markup import escape
+
+    from emovox.audio import AudioError
+    from emovox.longform import (
+        analyze_chunks,
+        iter_blocks,
+        microphone_available,
+        microphone_chunks,
+        paced,
+    )
+
+    if file is None and not microphone_available():
+        err.print(
+            "[red]error:[/] no microphone support (install sounddevice and PortAudio), "
+            "or pass --file PATH to play a recording through the same pipeline"
+        )
+        raise typer.Exit(2)
+    pred = _predictor(model, backend, vad)
+    if file is not None:
+        chunks = paced(iter_blocks(file, block_seconds=0.1), speed)
+        err.print(f"playing {escape(str(file))} (speed {speed:g}; Ctrl-C stops)")
+    else:
+        dev = int(device) if device and device.isdigit() else device
+        chunks = microphone_chunks(dev)
+        err.print("listening to the microphone (Ctrl-C stops)")
+
+    def show(seg: dict) -> None:
+        if as_json:
+            print(json.dumps(seg), flush=True)
+            return
+        top = seg["probabilities"][seg["label"]]
+        flag = "  (uncertain)" if seg["uncertain"] else ""
+        out.print(
+            f"{seg['start']:8.2f} – {seg['end']:8.2f} s  {seg['label']:<10} {top:.2f}{flag}",
+            highlight=False,
+        )
+
+    try:
+        tl = analyze_chunks(
+            chunks, pred.recognizer, vad=pred.vad, config=pred.segmenter,
+            batch_size=1, on_segment=show, source=str(file) if file else None,
+        )  # fmt: skip
+    except AudioError as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(2) from exc
+    except KeyboardInterrupt as exc:
+        raise typer.Exit(130) from exc
+    ov = tl.overall()
+    err.print(
+        f"{len(tl.segments)} speech segment(s) in {tl.duration:.1f} s"
+        + (f"; overall {ov['label']}" if ov["label"] else "")
+    )
+
+
+@app.command()
+def demo(
+    out_dir: Annotated[Path, typer.Option("--out", help="Report folder.")] = Path("runs/demo"),
+    model: ModelPathOpt = None,
+    backend: BackendOpt = "auto",
+    vad: VadOpt = "auto",
+) -> None:
+    """Run the model on six bundled CREMA-D clips and on them joined as one long recording."""
+    from rich.markup import escape
+
+    from emovox.demo import run_demo
+
+    pred = _predictor(model, backend, vad)
+    res = run_demo(pred, out_dir, log=lambda s: None)
+    t = Table(title=f"emovox demo — {pred.card.get('name', 'model')}: six CREMA-D clips")
+    for col in ("clip", "true", "predicted", "probability"):
+        t.add_column(col)
+    for r in res["clips"]:
+        if r.get("error"):
+            t.add_row(r["file"], r["true"], f"[red]error[/]: {escape(r['error'])}", "")
+            continue
+        mark = "[green]✓[/]" if r["correct"] else "[red]✗[/]"
+        unc = " [yellow](uncertain)[/]" if r["uncertain"] else ""
+        top = r["probabilities"][r["label"]]
+        t.add_row(r["file"], r["true"], f"{mark} {r['label']}{unc}", f"{top:.2f}")
+    out.print(t)
+    tl = res["timeline"]
+    out.print(
+        f"clips right: {res['clips_correct']} of {len(res['clips'])}.  Joined recording "
+        f"({tl['duration']:.1f} s): {len(tl['segments'])} speech segments (VAD {tl['vad']}), "
+        f"{res['segments_correct']} labelled right:"
+    )
+    for s in tl["segments"]:
+        out.print(
+            f"  {s['start']:6.2f} – {s['end']:6.2f} s  true {s['true'] or '-':<9} "
+            f"predicted {s['label']:<9} {s['probabilities'][s['label']]:.2f}"
+            + ("  (uncertain)" if s["uncertain"] else ""),
+            highlight=False,
+        )
+    out.print(f"report: {escape(res['report'])} (summary.md, timeline.png)", soft_wrap=True)
 
 
 def main() -> None:  # pragma: no cover

@@ -1,0 +1,231 @@
+"""emovox predict / listen / demo, and the bundled demo clips."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from typer.testing import CliRunner
+
+from emovox import api, longform
+from emovox.cli import app
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+REPO = Path(__file__).resolve().parents[1]
+SR = 16000
+LABELS = ("neutral", "happy", "sad", "angry")
+runner = CliRunner()
+
+
+class FakeRecognizer:
+    """Label = which 200 Hz band holds the loudest frequency."""
+
+    labels = LABELS
+    sample_rate = SR
+    threshold = 0.5
+    card = {"name": "fake-model"}
+
+    def predict_proba(self, wavs):
+        out = []
+        for w in wavs:
+            f = np.argmax(np.abs(np.fft.rfft(w))) * SR / len(w)
+            p = np.full(len(LABELS), 0.1)
+            p[min(3, int(f // 200))] = 0.7
+            out.append(p)
+        return np.array(out)
+
+
+@pytest.fixture
+def fake_model(monkeypatch):
+    loaded = []
+
+    def fake_load(path, backend):
+        loaded.append((path, backend))
+        return FakeRecognizer()
+
+    monkeypatch.setattr(api, "_load_recognizer", fake_load)
+    return loaded
+
+
+def tone(freq: float, seconds: float, sr: int = SR) -> np.ndarray:
+    t = np.arange(int(seconds * sr)) / sr
+    return (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def long_recording(path: Path) -> Path:
+    y = 0.0005 * np.random.default_rng(0).standard_normal(25 * SR)
+    for a, f in ((2, 350), (10, 550), (18, 750)):
+        y[a * SR : (a + 3) * SR] += tone(f, 3)
+    sf.write(path, y.astype(np.float32), SR)
+    return path
+
+
+@pytest.fixture
+def audio_dir(tmp_path) -> Path:
+    d = tmp_path / "in"
+    (d / "sub").mkdir(parents=True)
+    sf.write(d / "a.wav", tone(150, 1.0), SR)
+    sf.write(d / "sub" / "b.flac", tone(550, 1.0, 22050), 22050)
+    (d / "sub" / "broken.wav").write_bytes(b"RIFF....WAVE this is not audio")
+    (d / "notes.txt").write_text("ignored: not an audio extension")
+    return d
+
+
+def json_lines(stdout: str) -> list[dict]:
+    return [json.loads(line) for line in stdout.splitlines() if line.strip()]
+
+
+def test_predict_json_one_object_per_file(fake_model, audio_dir, tmp_path):
+    extra = tmp_path / "c.wav"
+    sf.write(extra, tone(750, 1.2), SR)
+    pattern = str(tmp_path / "*.wav")
+    res = runner.invoke(
+        app, ["predict", str(audio_dir), pattern, "--json", "--backend", "numpy"]
+    )
+    assert res.exit_code == 0, res.output
+    rows = json_lines(res.stdout)
+    by_name = {Path(r["path"]).name: r for r in rows}
+    assert sorted(by_name) == ["a.wav", "b.flac", "broken.wav", "c.wav"]  # no notes.txt
+    assert len(rows) == 4
+    for name, label in (("a.wav", "neutral"), ("b.flac", "sad"), ("c.wav", "angry")):
+        r = by_name[name]
+        assert {"path", "label", "probabilities", "uncertain"} <= set(r)
+        assert r["label"] == label and set(r["probabilities"]) == set(LABELS)
+        assert r["uncertain"] is False and "segments" not in r
+    assert set(by_name["broken.wav"]) == {"path", "error"}
+    assert "not decodable" in by_name["broken.wav"]["error"]
+    assert "1 of 4 file(s) skipped" in res.stderr and "broken.wav" in res.stderr
+    assert fake_model == [(None, "numpy")]
+
+
+def test_predict_long_recording_has_segments_and_timeline_files(fake_model, tmp_path):
+    rec = long_recording(tmp_path / "talk.wav")
+    out = tmp_path / "timelines"
+    res = runner.invoke(
+        app, ["predict", str(rec), "--json", "--vad", "energy", "--timeline-dir", str(out)]
+    )
+    assert res.exit_code == 0, res.output
+    (row,) = json_lines(res.stdout)
+    assert [s["label"] for s in row["segments"]] == ["happy", "sad", "angry"]
+    assert row["segments"][1]["start"] == pytest.approx(10.0, abs=0.15)
+    for ext in ("json", "csv", "png"):
+        assert (out / f"talk.timeline.{ext}").stat().st_size > 0
+    tl = json.loads((out / "talk.timeline.json").read_text())
+    assert tl["vad"] == "energy" and len(tl["segments"]) == 3
+
+
+def test_predict_all_failed_exits_nonzero(fake_model, tmp_path):
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"nope")
+    res = runner.invoke(app, ["predict", str(bad), str(tmp_path / "missing.wav"), "--json"])
+    assert res.exit_code == 1
+    rows = json_lines(res.stdout)
+    assert [set(r) for r in rows] == [{"path", "error"}] * 2
+    assert rows[1]["error"] == "file not found"
+
+
+def test_predict_nothing_to_do_is_an_error(fake_model, tmp_path):
+    res = runner.invoke(app, ["predict", str(tmp_path / "*.mp3")])
+    assert res.exit_code == 2 and "no audio files" in res.stderr
+
+
+def test_predict_table_and_csv(fake_model, audio_dir):
+    res = runner.invoke(app, ["predict", str(audio_dir / "a.wav")])
+    assert res.exit_code == 0 and "a.wav" in res.stdout and "neutral" in res.stdout
+    res = runner.invoke(app, ["predict", str(audio_dir / "a.wav"), "--csv"])
+    header, row = res.stdout.strip().splitlines()
+    assert header.split(",")[:3] == ["path", "label", "uncertain"]
+    assert header.endswith(",".join(LABELS)) and ",neutral,0," in row
+
+
+def test_predict_missing_model_is_a_clear_error(tmp_path, audio_dir):
+    pytest.importorskip("emovox.bundle")
+    res = runner.invoke(app, ["predict", str(audio_dir), "--model", str(tmp_path / "nomodel")])
+    assert res.exit_code == 2 and "cannot load the model" in res.stderr
+
+
+def test_predict_with_a_random_bundle(tmp_path, audio_dir):
+    bundle = pytest.importorskip("emovox.bundle")
+    path = bundle.make_random_bundle(tmp_path / "m", labels=LABELS)
+    res = runner.invoke(
+        app, ["predict", str(audio_dir / "a.wav"), "--model", str(path), "--json",
+              "--backend", "numpy"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    (row,) = json_lines(res.stdout)
+    assert row["label"] in LABELS and abs(sum(row["probabilities"].values()) - 1) < 1e-3
+
+
+def test_listen_file_prints_a_line_per_segment(fake_model, tmp_path):
+    rec = long_recording(tmp_path / "talk.flac")
+    t0 = time.monotonic()
+    res = runner.invoke(
+        app, ["listen", "--file", str(rec), "--speed", "0", "--vad", "energy", "--json"]
+    )
+    assert res.exit_code == 0, res.output
+    assert time.monotonic() - t0 < 20  # 25 s of audio, not played in real time
+    segs = json_lines(res.stdout)
+    assert [s["label"] for s in segs] == ["happy", "sad", "angry"]
+    assert [round(s["start"]) for s in segs] == [2, 10, 18]
+    res = runner.invoke(app, ["listen", "--file", str(rec), "--speed", "0", "--vad", "energy"])
+    lines = [ln for ln in res.stdout.splitlines() if ln.strip()]
+    assert len(lines) == 3 and "angry" in lines[2] and "3 speech segment(s)" in res.stderr
+
+
+def test_paced_plays_in_real_time_times_speed():
+    chunks = [np.zeros(1600, np.float32)] * 10  # 1 s of audio
+    t0 = time.monotonic()
+    assert len(list(longform.paced(chunks, speed=5.0))) == 10
+    assert time.monotonic() - t0 >= 0.17  # 1 s / 5, less the first chunk
+
+
+def test_listen_without_microphone_needs_a_file(fake_model, monkeypatch):
+    monkeypatch.setattr(longform, "microphone_available", lambda: False)
+    res = runner.invoke(app, ["listen"])
+    assert res.exit_code == 2 and "--file" in res.stderr
+
+
+# ------------------------------------------------------------------ the bundled demo
+
+
+def test_demo_clips_are_small_credited_and_labelled():
+    from emovox.demo import demo_dir, load_clips
+
+    codes = {"NEU": "neutral", "HAP": "happy", "SAD": "sad", "ANG": "angry",
+             "FEA": "fearful", "DIS": "disgust"}  # fmt: skip
+    clips = load_clips()
+    assert sorted(c.label for c in clips) == sorted(codes.values())
+    total = 0
+    for c in clips:
+        info = sf.info(str(c.path))
+        assert info.samplerate == SR and info.channels == 1 and info.duration < 3.0
+        assert codes[c.file.split("_")[2]] == c.label  # CREMA-D name agrees with the label
+        total += c.path.stat().st_size
+    assert total < 300_000
+    credits = (demo_dir() / "CREDITS.md").read_text()
+    assert "Cao" in credits and "5, no. 4" in credits and "Open Database License" in credits
+    package_data = (REPO / "pyproject.toml").read_text().split("[tool.setuptools.package-data]")[1]
+    assert '"data/demo/*"' in package_data.split("\n[")[0]  # shipped in the wheel
+
+
+def test_demo_command_writes_the_report(fake_model, tmp_path):
+    out = tmp_path / "demo"
+    res = runner.invoke(app, ["demo", "--out", str(out), "--vad", "energy"])
+    assert res.exit_code == 0, res.output
+    assert "clips right:" in res.stdout and "1074_IOM_NEU_XX.opus" in res.stdout
+    for f in ("predictions.json", "timeline.json", "timeline.csv", "timeline.png", "summary.md"):
+        assert (out / f).stat().st_size > 0, f
+    preds = json.loads((out / "predictions.json").read_text())
+    assert [p["true"] for p in preds] == ["neutral", "happy", "sad", "angry", "fearful", "disgust"]
+    assert all(p["label"] in LABELS for p in preds)
+    tl = json.loads((out / "timeline.json").read_text())
+    assert len(tl["segments"]) == 6 and {s["true"] for s in tl["segments"]} == set(
+        p["true"] for p in preds
+    )
+    assert "fake-model" in (out / "summary.md").read_text()
