@@ -22,7 +22,7 @@ install-dev: $(VENV)/.torch
 	$(BIN)/pip install -q -e ".[dev,deep,whisper,onnx,vad]"
 
 run: install
-	EMOVOX_CORPORA=$(EMOVOX_CORPORA) $(BIN)/emovox run
+	$(BIN)/emovox demo --out runs/demo
 
 test: install-dev
 	$(BIN)/python -m pytest -q

@@ -1,4 +1,4 @@
-"""Frozen Whisper encoder + logistic head: per corpus, merged, and cross-corpus, into docs/results.*.
+"""Frozen Whisper encoder + logistic head, per corpus, merged and cross-corpus → docs/results.*.
 
 Usage: python bench/whisper_results.py [--encoder tiny.en] [--setups ravdess,crema_d,four,cross]
 

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import platform
 import time
 from collections import Counter
@@ -102,6 +103,18 @@ def select_layers(X: np.ndarray, n_all: int, layers: Sequence[int], width: int) 
     return X[:, cols]
 
 
+def demo_speakers() -> list[str]:
+    """Speaker ids of the bundled demo clips (kept out of the default model's training)."""
+    from importlib import resources
+
+    path = Path(str(resources.files("emovox") / "data" / "demo" / "clips.json"))
+    try:
+        clips = json.loads(path.read_text())["clips"]
+    except (OSError, ValueError, KeyError):
+        return []
+    return [f"crema_d:{c['actor']}" for c in clips if "actor" in c]
+
+
 def build_default_model(
     out: str | Path,
     roots: Sequence[str] | None = None,
@@ -113,11 +126,17 @@ def build_default_model(
     k: int = 5,
     val_fraction: float = 0.15,
     threshold: float = 0.5,
+    holdout_speakers: Sequence[str] | None = None,
     seed: int = 0,
     progress: bool = True,
     log: Log | None = None,
 ) -> dict[str, Any]:
-    """Train, score and write a bundle to ``out``; returns its ``model.json`` content."""
+    """Train, score and write a bundle to ``out``; returns its ``model.json`` content.
+
+    ``holdout_speakers`` (default: the speakers of the bundled demo clips) never reach the
+    final head's training data; they join the validation speakers, so the demo shows the
+    model on voices it has not learnt from.
+    """
     say: Log = log or (lambda _m: None)
     t0 = time.perf_counter()
     exp = ExperimentConfig(corpora=list(corpora), roots=list(roots or [str(corpora_root())]))
@@ -168,12 +187,16 @@ def build_default_model(
 
     # 4. final head on training speakers; temperature and threshold on validation speakers
     rng = np.random.default_rng([seed, 3])
-    val_spk: set[str] = set()
+    if holdout_speakers is None:
+        holdout_speakers = demo_speakers()
+    val_spk: set[str] = set(holdout_speakers) & set(speakers)
     for c in sorted(set(corp)):
         uniq = sorted({s for s, cc in zip(speakers, corp, strict=True) if cc == c})
         if len(uniq) >= 3:
             n_val = max(1, int(round(val_fraction * len(uniq))))
-            val_spk.update(rng.permutation(np.array(uniq, dtype=object))[:n_val].tolist())
+            have = len(val_spk & set(uniq))
+            rest = [u for u in rng.permutation(np.array(uniq, dtype=object)) if u not in val_spk]
+            val_spk.update(rest[: max(0, n_val - have)])
     is_val = np.array([s in val_spk for s in speakers])
     model, order = fit_head(X[~is_val], y[~is_val], present, C, seed)
     head = head_tensors(model, order)
@@ -209,6 +232,7 @@ def build_default_model(
         "labels": present,
         "training_data": {c: counts[c] for c in sorted(counts)},
         "training_speakers": int(len(set(speakers[~is_val]))),
+        "held_out_speakers": sorted(val_spk),
         "excluded_clips": dict(excluded),
         "skipped_clips": len(res.errors),
         "evaluation": {
@@ -250,3 +274,69 @@ def build_default_model(
     write_bundle(out, cfg, enc.state_dict(), head)
     atomic_write_json(Path(out) / "card.json", card)
     return cfg.to_dict()
+
+
+def render_card(cfg: dict[str, Any]) -> str:
+    """The model card (``model.json``'s ``card``) as Markdown."""
+    card = cfg["card"]
+    ev = card["evaluation"]
+    cal = card["calibration"]
+    lines = [
+        f"# Model card: {card['name']}",
+        "",
+        f"Built {card['created']} by `{card['command']}` in {card['build_seconds']:.0f} s "
+        f"({card['hardware']}).",
+        "",
+        "## What it is",
+        "",
+        card["architecture"] + ".",
+        "",
+        f"Labels: {', '.join(card['labels'])}.",
+        "",
+        "## Training data",
+        "",
+        "| corpus | clips |",
+        "|---|---|",
+        *[f"| {c} | {n} |" for c, n in card["training_data"].items()],
+        "",
+        f"{card['training_speakers']} training speakers; {len(card['held_out_speakers'])} "
+        "speakers held out for calibration (including the speakers of the bundled demo clips, "
+        "so the demo shows voices the model never learnt from). Clips outside the label set: "
+        + (", ".join(f"{k} {v}" for k, v in card["excluded_clips"].items()) or "none")
+        + f"; unusable clips skipped: {card['skipped_clips']}.",
+        "",
+        "## Speaker-independent scores",
+        "",
+        f"{ev['protocol']}: UA (mean per-class recall) **{100 * ev['ua']:.1f} %**, "
+        f"WA {100 * ev['wa']:.1f} %, macro-F1 {100 * ev['macro_f1']:.1f} %.",
+        "",
+        "| corpus | clips | UA | WA |",
+        "|---|---|---|---|",
+        *[
+            f"| {c} | {v['n']} | {100 * v['ua']:.1f} | {100 * v['wa']:.1f} |"
+            for c, v in ev["per_corpus"].items()
+        ],
+        "",
+        "Per-class recall: "
+        + ", ".join(f"{k} {100 * v:.1f}" for k, v in ev["per_class_recall"].items())
+        + ".",
+        "",
+        "## Probabilities and \"uncertain\"",
+        "",
+        f"Probabilities are temperature-scaled (T = {cal['temperature']:.2f}) on "
+        f"{cal['validation_clips']} clips of {cal['validation_speakers']} held-out speakers: "
+        f"expected calibration error {cal['ece_before']:.3f} before, {cal['ece_after']:.3f} "
+        f"after. {card['uncertain'][0].upper() + card['uncertain'][1:]}. On the held-out "
+        f"speakers {100 * cal['share_uncertain']:.0f} % of predictions are flagged; accuracy "
+        f"is {100 * (cal['accuracy_when_certain'] or 0):.0f} % when not flagged and "
+        f"{100 * (cal['accuracy_when_uncertain'] or 0):.0f} % when flagged.",
+        "",
+        "## Limits",
+        "",
+        *[f"- {x}" for x in card["limits"]],
+        "",
+        "The encoder weights are OpenAI's Whisper tiny.en (MIT licence, see "
+        "`LICENSE-whisper.txt` beside the weights).",
+        "",
+    ]
+    return "\n".join(lines)

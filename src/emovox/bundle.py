@@ -428,6 +428,9 @@ def write_bundle(
     cfg.dims = dict(cfg.dims) | {"n_layer": cfg.n_blocks}
     tmp = folder / f".{MODEL_FILE}.tmp"
     save_file(keep, str(tmp), metadata={"format": FORMAT, "version": str(VERSION)})
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # safetensors writes owner-only files
     os.replace(tmp, folder / MODEL_FILE)
     atomic_write_json(folder / CONFIG_FILE, cfg.to_dict())
     lic = Path(str(resources.files("emovox") / "backbones" / LICENSE_FILE))

@@ -442,6 +442,10 @@ def build_model_cmd(
     except (NoCorporaError, FileNotFoundError, ValueError) as exc:
         err.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(2) from exc
+    from emovox.build_model import render_card
+    from emovox.io import atomic_write_text
+
+    atomic_write_text(out / "card.md", render_card(cfg))
     ev = cfg["card"]["evaluation"]
     out_console = Console()
     out_console.print(
