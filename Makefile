@@ -16,10 +16,10 @@ $(VENV)/.torch: $(BIN)/python
 	touch $@
 
 install: $(VENV)/.torch
-	$(BIN)/pip install -q -e ".[deep,onnx,vad]"
+	$(BIN)/pip install -q -e ".[deep,onnx,vad,serve]"
 
 install-dev: $(VENV)/.torch
-	$(BIN)/pip install -q -e ".[dev,deep,whisper,onnx,vad]"
+	$(BIN)/pip install -q -e ".[dev,deep,whisper,onnx,vad,serve]"
 
 run: install
 	$(BIN)/emovox demo --out runs/demo

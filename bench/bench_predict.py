@@ -73,7 +73,7 @@ def clip_3s(speech: np.ndarray, i: int) -> np.ndarray:
 
 def time_backend(model: str | None, backend: str, files: list[str], repeats: int) -> dict:
     import emovox
-    from emovox.backbones.whisper import log_mel_spectrogram
+    from emovox.features.whisper_mel import log_mel_spectrogram
 
     pred = emovox.load(model, backend=backend)
     rec = pred.recognizer if hasattr(pred, "recognizer") else None

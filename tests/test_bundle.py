@@ -151,3 +151,34 @@ def test_embeddings_are_cached_and_failures_listed(tmp_path):
     again = extract_embeddings(paths, cfg, cache_dir=tmp_path / "cache", progress=False)
     assert again.n_cached == 3
     np.testing.assert_allclose(again.X, res.X)
+
+
+def test_prediction_runs_without_torch(tmp_path):
+    """A plain `pip install emovox` has no torch: the numpy backend must do everything."""
+    import subprocess
+    import sys
+
+    folder = make_random_bundle(tmp_path / "m")
+    wav = tmp_path / "clip.wav"
+    sf.write(wav, _voice(1.5), SR)
+    code = (
+        "import sys, json, importlib.abc\n"
+        "class Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name.split('.')[0] in ('torch', 'onnxruntime'):\n"
+        "            raise ImportError('blocked: ' + name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "import emovox\n"
+        "p = emovox.load(sys.argv[1])\n"
+        "r = p.predict(sys.argv[2])\n"
+        "print(json.dumps([p.recognizer.backend, r.label]))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(folder), str(wav)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    backend, label = json.loads(out.stdout.strip().splitlines()[-1])
+    assert backend == "numpy" and label in ("neutral", "happy", "sad", "angry")

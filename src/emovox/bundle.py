@@ -305,7 +305,7 @@ class Recognizer:
 
     def features(self, y: np.ndarray, name: str = "<array>") -> np.ndarray:
         """Preprocess one waveform and return its pooled encoder statistics."""
-        from emovox.backbones.whisper import log_mel_spectrogram
+        from emovox.features.whisper_mel import log_mel_spectrogram
 
         y = preprocess(np.asarray(y, dtype=np.float32), self.preprocess_cfg, name)
         parts = _chunks(y)
@@ -334,7 +334,10 @@ class Recognizer:
 def _importable(module: str) -> bool:
     import importlib.util
 
-    return importlib.util.find_spec(module) is not None
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # e.g. blocked with sys.modules[name] = None
+        return False
 
 
 # --------------------------------------------------------------------------- files

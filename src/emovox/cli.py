@@ -795,6 +795,56 @@ def demo(
     out.print(f"report: {escape(res['report'])} (summary.md, timeline.png)", soft_wrap=True)
 
 
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    model: ModelPathOpt = None,
+    backend: BackendOpt = "auto",
+    vad: VadOpt = "auto",
+    max_mb: Annotated[float, typer.Option(help="Largest upload accepted (MB).")] = 20.0,
+    max_seconds: Annotated[float, typer.Option(help="Longest recording accepted (s).")] = 600.0,
+    workers_threads: Annotated[
+        int | None,
+        typer.Option(help="Inference threads (default: the CPU count, at most 4)."),
+    ] = None,
+    max_pending: Annotated[
+        int, typer.Option(help="Requests in the server at once before it answers 503.")
+    ] = 256,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Serve the model over HTTP: a REST API (/v1/predict, /v1/health, /v1/model, /docs) and a
+    page at / to upload or record audio."""
+    from rich.markup import escape
+
+    try:
+        import uvicorn
+
+        from emovox.service.app import create_app
+    except ImportError as exc:
+        err.print(
+            f"[red]error:[/] the web service needs its extra: pip install 'emovox[serve]' ({exc})"
+        )
+        raise typer.Exit(2) from exc
+    if max_mb <= 0 or max_seconds <= 0 or (workers_threads is not None and workers_threads < 1):
+        err.print("[red]error:[/] --max-mb, --max-seconds and --workers-threads must be positive")
+        raise typer.Exit(2)
+    try:
+        web = create_app(
+            model, backend=backend, max_bytes=int(max_mb * 1e6), max_seconds=max_seconds,
+            workers=workers_threads, max_pending=max_pending, vad=vad,
+        )  # fmt: skip
+    except (FileNotFoundError, ImportError, ValueError, OSError, RuntimeError) as exc:
+        err.print(f"[red]error:[/] cannot load the model: {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(2) from exc
+    svc = web.state.service
+    err.print(
+        f"serving {escape(str(svc.card.get('name', 'model')))} ({svc.workers} inference "
+        f"thread(s)) on http://{host}:{port}/ — API docs at /docs; Ctrl-C stops"
+    )
+    uvicorn.run(web, host=host, port=port, log_level=log_level)
+
+
 def main() -> None:  # pragma: no cover
     app()
 
