@@ -658,7 +658,15 @@ def train_and_evaluate(
             if on_epoch_end is not None:
                 on_epoch_end(_name, rec)
 
-        trainer = Trainer(train_cfg, on_epoch_end=hook)
+        fold_train_cfg = train_cfg
+        if not cfg.pretrained and train_cfg.freeze_epochs:
+            # freezing a randomly initialised body only wastes epochs
+            fold_train_cfg = dataclasses.replace(train_cfg, freeze_epochs=0)
+            if fi == 0:
+                say(
+                    "no pretrained weights: freeze_epochs ignored (the body trains from the start)"
+                )
+        trainer = Trainer(fold_train_cfg, on_epoch_end=hook)
         fit = trainer.fit(
             [wavs[i] for i in fold.train],
             y_idx[fold.train],

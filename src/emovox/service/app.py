@@ -32,6 +32,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from emovox import __version__
@@ -45,6 +46,7 @@ log = logging.getLogger("emovox.service")
 DEFAULT_MAX_BYTES = 20_000_000
 DEFAULT_MAX_SECONDS = 600.0
 DEFAULT_MAX_PENDING = 256
+DEFAULT_READ_TIMEOUT = 120.0
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 _PAGE_CSP = (
@@ -95,6 +97,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     413: {"model": ErrorOut, "description": "upload over the size limit, or audio too long"},
     415: {"model": ErrorOut, "description": "not audio, or a format the server cannot decode"},
     422: {"model": ErrorOut, "description": "corrupt or truncated audio; silent or too short"},
+    408: {"model": ErrorOut, "description": "the upload took longer than the read timeout"},
     503: {"model": ErrorOut, "description": "too many requests in the server at once"},
 }
 
@@ -129,6 +132,7 @@ class Service:
         max_seconds: float,
         workers: int,
         max_pending: int,
+        read_timeout: float = DEFAULT_READ_TIMEOUT,
         long_seconds: float = LONG_SECONDS,
         vad: str = "auto",
     ) -> None:
@@ -141,6 +145,7 @@ class Service:
         self.max_seconds = float(max_seconds)
         self.workers = int(workers)
         self.max_pending = int(max_pending)
+        self.read_timeout = float(read_timeout)
         # a Predictor keeps a stateful speech detector: one per thread, the model is shared
         self._pool: queue.Queue[Predictor] = queue.Queue()
         for _ in range(self.workers):
@@ -172,7 +177,15 @@ class Service:
             )  # fmt: skip
         self.pending += 1
         try:
-            upload = await read_upload(request.headers, request.stream(), self.max_bytes)
+            try:
+                with anyio.fail_after(self.read_timeout):  # a client dribbling its upload
+                    upload = await read_upload(request.headers, request.stream(), self.max_bytes)
+            except TimeoutError:
+                raise ServiceError(
+                    408, "timeout", f"the upload did not arrive within {self.read_timeout:g} s"
+                ) from None
+            except ClientDisconnect:
+                raise ServiceError(400, "disconnected", "the client went away") from None
             out = await anyio.to_thread.run_sync(self._run, upload, limiter=self.limiter)
             self.served += 1
             return out
@@ -255,7 +268,7 @@ def _error(status: int, code: str, message: str, headers: dict[str, str] | None 
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 408: "timeout", 413: "too_large"}
 
 
 def create_app(
@@ -266,6 +279,7 @@ def create_app(
     *,
     workers: int | None = None,
     max_pending: int = DEFAULT_MAX_PENDING,
+    read_timeout: float = DEFAULT_READ_TIMEOUT,
     vad: str = "auto",
     long_seconds: float = LONG_SECONDS,
     recognizer: RecognizerLike | None = None,
@@ -274,7 +288,8 @@ def create_app(
 
     ``max_bytes``: largest upload; ``max_seconds``: longest recording; ``workers``: inference
     threads (default :func:`default_workers`); ``max_pending``: requests in the server at once
-    before it answers 503. ``recognizer`` replaces loading a model (tests).
+    before it answers 503; ``read_timeout``: seconds an upload may take to arrive (else 408).
+    ``recognizer`` replaces loading a model (tests).
     """
     if recognizer is None:
         from emovox.bundle import load_bundle
@@ -288,6 +303,7 @@ def create_app(
         max_seconds=max_seconds,
         workers=workers or default_workers(),
         max_pending=max_pending,
+        read_timeout=read_timeout,
         long_seconds=long_seconds,
         vad=vad,
     )

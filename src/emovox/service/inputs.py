@@ -68,9 +68,7 @@ def _too_large(max_bytes: int) -> ServiceError:
     )
 
 
-async def read_upload(
-    headers: Any, stream: AsyncIterator[bytes], max_bytes: int
-) -> Upload:
+async def read_upload(headers: Any, stream: AsyncIterator[bytes], max_bytes: int) -> Upload:
     """The audio of a request: the ``file`` field of a ``multipart/form-data`` body, or else the
     whole body (any content type). Refuses (413) as soon as the declared or counted size passes
     ``max_bytes`` (plus :data:`MULTIPART_OVERHEAD` for a multipart envelope)."""
@@ -213,8 +211,11 @@ _SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
     (4, b"ftyp", "MP4/M4A"),
     (0, b"\x30\x26\xb2\x75", "WMA/ASF"),
 )
-#: Containers libsndfile does not read; decoded with PyAV (FFmpeg) when it is installed.
-NEEDS_FFMPEG = {"WebM/Matroska", "MP4/M4A", "WMA/ASF", "AMR"}
+#: Containers libsndfile does not read, with the FFmpeg demuxer PyAV opens them with (only
+#: these: FFmpeg never probes unknown content, so playlist-style demuxers that fetch other files
+#: or URLs are never reached).
+NEEDS_FFMPEG = {"WebM/Matroska": "matroska", "MP4/M4A": "mp4", "WMA/ASF": "asf", "AMR": "amr",
+                "AAC": "aac"}  # fmt: skip
 
 
 def sniff(data: bytes) -> str | None:
@@ -248,26 +249,23 @@ def open_audio(data: bytes, max_seconds: float) -> Audio:
         info = sf.info(io.BytesIO(data))
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
         reason = clean_reason(str(exc))
-        if pyav_available() and (kind is None or kind in NEEDS_FFMPEG or kind == "AAC"):
-            try:
-                return _decode_pyav(data, max_seconds)
-            except ServiceError:
-                raise
-            except Exception as av_exc:  # PyAV raises many kinds (av.error.*, ValueError, ...)
-                if kind is not None:
-                    raise ServiceError(
-                        422, "corrupt_audio", f"{kind} audio that cannot be decoded ({av_exc})"
-                    ) from None
         if kind is None:
             raise ServiceError(
                 415, "not_audio", "not a recognised audio format (the content is checked, not "
                 "the file name); send WAV, FLAC, Ogg (Vorbis/Opus), MP3 or AIFF",
             ) from None  # fmt: skip
-        if kind in NEEDS_FFMPEG or kind == "AAC":
-            raise ServiceError(
-                415, "unsupported_format", f"{kind} audio needs FFmpeg on the server "
-                "(pip install av); send WAV, FLAC, Ogg (Vorbis/Opus), MP3 or AIFF instead",
-            ) from None  # fmt: skip
+        if kind in NEEDS_FFMPEG:
+            if not pyav_available():
+                raise ServiceError(
+                    415, "unsupported_format", f"{kind} audio needs FFmpeg on the server "
+                    "(pip install av); send WAV, FLAC, Ogg (Vorbis/Opus), MP3 or AIFF instead",
+                ) from None  # fmt: skip
+            try:
+                return _decode_pyav(data, NEEDS_FFMPEG[kind], max_seconds)
+            except ServiceError:
+                raise
+            except Exception as av_exc:  # PyAV raises many kinds (av.error.*, ValueError, ...)
+                reason = str(av_exc)
         raise ServiceError(
             422, "corrupt_audio", f"{kind} data that cannot be decoded: truncated or corrupt "
             f"({reason})",
@@ -290,13 +288,14 @@ def _check_duration(seconds: float, max_seconds: float) -> None:
         )  # fmt: skip
 
 
-def _decode_pyav(data: bytes, max_seconds: float) -> Audio:
-    """Decode any FFmpeg-readable audio from memory to 16 kHz mono (stops past ``max_seconds``)."""
+def _decode_pyav(data: bytes, demuxer: str, max_seconds: float) -> Audio:
+    """Decode audio in the container ``demuxer`` from memory to 16 kHz mono with PyAV (FFmpeg),
+    stopping as soon as it passes ``max_seconds``."""
     import av
 
     parts: list[np.ndarray] = []
     n = 0
-    with av.open(io.BytesIO(data), mode="r") as container:
+    with av.open(io.BytesIO(data), mode="r", format=demuxer) as container:
         streams = container.streams.audio
         if not streams:
             raise ServiceError(422, "corrupt_audio", "the container holds no audio stream")

@@ -1,0 +1,200 @@
+"""The page at / in a real browser: headless Chromium (Debian's ``chromium``) driven by Playwright
+against a live server on 127.0.0.1 with a random-weights model.
+
+Skipped when chromium or the playwright package is missing (``.ci/run`` installs both:
+``apt-get install chromium`` and ``pip install playwright``; no ``playwright install``).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+pytest.importorskip("fastapi", reason="the web service needs: pip install 'emovox[serve]'")
+pytest.importorskip("uvicorn", reason="the web service needs: pip install 'emovox[serve]'")
+httpx = pytest.importorskip("httpx", reason="needs httpx (pip install 'emovox[serve]')")
+playwright_api = pytest.importorskip(
+    "playwright.sync_api", reason="playwright is not installed (pip install playwright)"
+)
+
+from emovox.bundle import make_random_bundle  # noqa: E402
+from emovox.service.app import create_app, serve_in_background  # noqa: E402
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+CHROMIUM = os.environ.get("EMOVOX_CHROMIUM", "/usr/bin/chromium")
+if not (Path(CHROMIUM).is_file() and os.access(CHROMIUM, os.X_OK)):
+    found = shutil.which("chromium")
+    if found is None:
+        pytest.skip(
+            f"chromium is not installed ({CHROMIUM}; apt-get install chromium)",
+            allow_module_level=True,
+        )
+    CHROMIUM = found
+
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+FAKE_MIC = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
+LABELS = ("neutral", "happy", "sad", "angry")
+SR = 16000
+TIMEOUT_MS = 60_000
+
+
+def speechy(seconds: float, f0: float = 180.0, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * SR)) / SR
+    phase = 2 * np.pi * np.cumsum(f0 + 30 * np.sin(2 * np.pi * 2 * t)) / SR
+    y = sum(np.sin(h * phase) / h for h in range(1, 6)) * (0.6 + 0.4 * np.sin(2 * np.pi * 3 * t))
+    return (0.3 * y / np.max(np.abs(y)) + 0.002 * rng.standard_normal(len(t))).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    folder = make_random_bundle(tmp_path_factory.mktemp("browser") / "model", labels=LABELS)
+    app = create_app(folder, backend="numpy", workers=2, vad="energy")
+    with serve_in_background(app) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def playwright():
+    with playwright_api.sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def browser(playwright):
+    b = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS + FAKE_MIC)
+    yield b
+    b.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    context = browser.new_context()
+    pg = context.new_page()
+    problems: list[str] = []
+    pg.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    pg.on(
+        "console",
+        lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None,
+    )
+    pg.goto(server + "/")
+    playwright_api.expect(pg.locator("#model-name")).to_have_text(
+        "random-test-model", timeout=TIMEOUT_MS
+    )
+    yield pg
+    context.close()
+    # a 4xx answer shows up as a console error for the failed fetch; anything else is a bug
+    assert [p for p in problems if "status of 4" not in p] == []
+
+
+def wait_done(page) -> str:
+    """The page's state once the upload is answered (selector waits: the page's CSP forbids
+    the string evaluation behind ``wait_for_function``)."""
+    page.locator("body[data-state=done], body[data-state=error]").wait_for(timeout=TIMEOUT_MS)
+    return page.locator("body").get_attribute("data-state")
+
+
+def api_predict(server: str, path: Path) -> dict:
+    r = httpx.post(server + "/v1/predict", content=path.read_bytes(), timeout=120)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_upload_through_the_file_input_shows_the_apis_label(page, server, tmp_path):
+    clip = tmp_path / "clip.wav"
+    sf.write(clip, speechy(1.5), SR)
+    page.set_input_files("#file-input", str(clip))
+    assert wait_done(page) == "done", page.text_content("#error")
+    shown = page.text_content("#result-label")
+    api = api_predict(server, clip)
+    assert shown in LABELS
+    assert shown == api["label"]
+    uncertain = page.text_content("#result-uncertain")
+    assert uncertain.startswith("uncertain") == api["uncertain"]
+    rows = page.locator("#result-bars li")
+    assert rows.count() == len(LABELS)
+    assert rows.first.get_attribute("data-label") == api["label"]  # sorted, top first
+    top = 100 * api["probabilities"][api["label"]]
+    assert rows.first.locator(".bar-value").text_content() == f"{top:.1f} %"
+    assert page.locator("#timeline-section").is_hidden()
+
+
+def test_long_recording_draws_a_timeline(page, server, tmp_path):
+    gap = np.zeros(SR, np.float32)
+    y = np.concatenate([p for i in range(8) for p in (speechy(2.0, 150 + 40 * i, i), gap)])
+    path = tmp_path / "long.flac"
+    sf.write(path, y, SR)
+    page.set_input_files("#file-input", str(path))
+    assert wait_done(page) == "done", page.text_content("#error")
+    api = api_predict(server, path)
+    assert page.text_content("#result-label") == api["label"]
+    assert page.locator("#timeline-section").is_visible()
+    assert page.locator("#timeline-table tbody tr").count() == len(api["segments"])
+    painted = page.evaluate(
+        """() => { const c = document.getElementById('timeline');
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++; return n; }"""
+    )
+    assert painted > 1000
+
+
+def test_drag_and_drop(page, server):
+    buf = io.BytesIO()
+    sf.write(buf, speechy(1.2, 260, 4), SR, format="WAV")
+    b64 = base64.b64encode(buf.getvalue()).decode()
+    page.evaluate(
+        """(b64) => {
+        const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+        const dt = new DataTransfer();
+        dt.items.add(new File([bytes], 'dropped.wav', { type: 'audio/wav' }));
+        document.getElementById('drop-zone').dispatchEvent(
+            new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+        }""",
+        b64,
+    )
+    assert wait_done(page) == "done", page.text_content("#error")
+    r = httpx.post(server + "/v1/predict", content=buf.getvalue(), timeout=120).json()
+    assert page.text_content("#result-label") == r["label"]
+    assert page.text_content("#result-file") == "dropped.wav"
+
+
+def test_a_bad_file_shows_the_servers_message(page, tmp_path):
+    bad = tmp_path / "notes.wav"
+    bad.write_text("these are not sounds")
+    page.set_input_files("#file-input", str(bad))
+    assert wait_done(page) == "error"
+    msg = page.text_content("#error")
+    assert "not a recognised audio format" in msg and "415" in msg
+    assert page.locator("#error").is_visible()
+
+
+def test_microphone_recording_is_uploaded_and_decoded(page):
+    """Chromium's fake microphone (a beeping tone) → MediaRecorder (WebM/Opus) → WAV in the
+    page → the server."""
+    page.click("#record-button")
+    page.locator("body[data-state=recording]").wait_for(timeout=TIMEOUT_MS)
+    page.wait_for_timeout(2500)
+    page.click("#record-button")
+    state = wait_done(page)
+    assert state == "done", page.text_content("#error")
+    assert page.text_content("#result-label") in LABELS
+    # Chromium records WebM/Opus, which the page converts to WAV before uploading
+    assert page.text_content("#result-file") == "recording.wav"
+    assert float(page.text_content("#result-duration").split()[0]) > 1.5
