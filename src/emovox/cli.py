@@ -178,7 +178,7 @@ def evaluate(
     except (ProtocolError, ValueError) as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from exc
-    m = res.metrics
+    m = res.metrics | {"run_dir": str(res.run_dir)}
     con = err if as_json else out
     con.print(
         f"{m['model']} on {', '.join(m['corpora'])} — {protocol_tag(m['protocol'], m['leaky'])}"
@@ -190,7 +190,7 @@ def evaluate(
             "[bold red]LEAKY[/]: the same speakers and sentences are on both sides of the "
             "split; run with --protocol speaker-kfold for the honest figure."
         )
-    con.print(f"report: {res.run_dir}")
+    con.print(f"report: {m['run_dir']}")
     if as_json:
         print(json.dumps(m))
 
@@ -595,6 +595,19 @@ def predict(
         float,
         typer.Option(help="Recordings longer than this (s) get a timeline of speech segments."),
     ] = 20.0,
+    engine: Annotated[
+        str, typer.Option(help="local (this process) or ray (Ray actors, Parquet in --out).")
+    ] = "local",
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out", help="With --engine ray: the output folder (restartable)."),
+    ] = None,
+    address: Annotated[
+        str | None, typer.Option(help="With --engine ray: an existing cluster (default: local).")
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="With --engine ray: model actors (default: CPUs or GPUs).")
+    ] = None,
 ) -> None:
     """Predict the emotion of audio files; long recordings get one emotion per speech segment."""
     import csv
@@ -609,12 +622,45 @@ def predict(
     if as_json and as_csv:
         err.print("[red]error:[/] choose one of --json and --csv")
         raise typer.Exit(2)
+    if engine not in ("local", "ray"):
+        err.print(f"[red]error:[/] --engine must be local or ray, not {escape(engine)}")
+        raise typer.Exit(2)
+    if engine == "ray" and (out_dir is None or as_csv or timeline_dir is not None):
+        err.print("[red]error:[/] --engine ray needs --out DIR (and takes no --csv/--timeline-dir)")
+        raise typer.Exit(2)
+    if engine == "local" and (out_dir or address or workers):
+        err.print("[red]error:[/] --out, --address and --workers are for --engine ray")
+        raise typer.Exit(2)
     files, empty = _expand_inputs(paths)
     for a, why in empty:
         err.print(f"[yellow]note:[/] {escape(a)}: {why}", soft_wrap=True)
     if not files:
         err.print("[red]error:[/] no audio files to predict")
         raise typer.Exit(2)
+    if engine == "ray":
+        from emovox.scale.ray_engine import predict_files
+
+        try:
+            summary = predict_files(
+                files, out_dir, model=model, backend=backend, vad=vad, long_seconds=long_seconds,
+                workers=workers, address=address,
+                log=lambda m: err.print(escape(m), soft_wrap=True),
+            )  # fmt: skip
+        except (FileNotFoundError, ImportError, ValueError, ConnectionError, RuntimeError) as exc:
+            err.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
+            raise typer.Exit(2) from exc
+        if as_json:
+            print(json.dumps(summary))
+        else:
+            out.print(
+                f"{summary['files']} files: {summary['rows']} rows, {summary['errors']} error(s), "
+                f"{summary['shards_skipped']} of {summary['shards']} shard(s) skipped; "
+                f"wrote {escape(str(out_dir))}",
+                soft_wrap=True,
+            )
+        if summary["files"] and summary["errors"] == summary["files"]:
+            raise typer.Exit(1)
+        return
     pred = _predictor(model, backend, vad, long_seconds)
     labels = pred.labels
     writer = None

@@ -481,6 +481,11 @@ class Trainer:
             g["base_lr"] = g["lr"]
         return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
+    def _train_forward(self, model: nn.Module) -> nn.Module:
+        """The module training batches go through: ``model`` itself (a hook for
+        :mod:`emovox.scale.ddp`, which wraps it in DistributedDataParallel)."""
+        return model
+
     def _batches(self, n: int, rng: np.random.Generator) -> list[list[int]]:
         order = rng.permutation(n).tolist()
         bs = self.cfg.batch_size
@@ -733,6 +738,7 @@ class Trainer:
             collate_fn=_collate,
         )
         model.train()
+        net = self._train_forward(model)
         bar.start_epoch(epoch)
         losses: list[float] = []
         lr = cfg.lr
@@ -748,7 +754,7 @@ class Trainer:
                 g["lr"] = g["base_lr"] * factor
             lr = opt.param_groups[-1]["lr"]
             loss = F.cross_entropy(
-                model(x), target, weight=weights, label_smoothing=cfg.label_smoothing
+                net(x), target, weight=weights, label_smoothing=cfg.label_smoothing
             )
             opt.zero_grad(set_to_none=True)
             loss.backward()
