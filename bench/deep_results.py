@@ -80,6 +80,19 @@ def training_times(run_dirs: list[Path]) -> str:
         f"Machine: {results_db.hardware()}. Seconds include evaluating the fold's test clips.",
         "",
     ]
+    bench = results_db.ROOT / "bench" / "results" / "cnn_train.json"
+    if bench.exists():
+        b = json.loads(bench.read_text())
+        lines += [
+            "## CNN on all four corpora, idle machine (`python bench/bench_cnn_train.py`)",
+            "",
+            f"{b['config']}, fold 1: {b['train_clips']} training and {b['val_clips']} validation "
+            f"clips, {b['epochs']} epochs, {b['threads']} torch threads: **{b['fold_minutes']} "
+            f"minutes** for training and testing the fold ({b['test_clips']} test clips, UA "
+            f"{100 * b['test_ua']:.1f} %); {b['wall_seconds_including_decoding']:.0f} s in all "
+            f"with decoding the audio. Machine: {b['hardware']}.",
+            "",
+        ]
     return "\n".join(lines)
 
 
