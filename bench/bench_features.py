@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import numpy as np
 
-    from emovox.features.extract import _resolve_jobs
+    from emovox.progress import resolve_jobs
 
     audio_s = float(np.nansum(cold.durations))
     result = {
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         "cold_x_real_time": round(audio_s / cold_s, 1),
         "warm_cached": warm.n_cached,
         "warm_equals_cold": bool(np.array_equal(cold.X, warm.X)),
-        "n_jobs": _resolve_jobs(args.n_jobs),
+        "n_jobs": resolve_jobs(args.n_jobs),
         "cpu_count": os.cpu_count(),
         "limit": args.limit,
         "python": platform.python_version(),

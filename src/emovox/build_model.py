@@ -321,7 +321,7 @@ def render_card(cfg: dict[str, Any]) -> str:
         + ", ".join(f"{k} {100 * v:.1f}" for k, v in ev["per_class_recall"].items())
         + ".",
         "",
-        "## Probabilities and \"uncertain\"",
+        '## Probabilities and "uncertain"',
         "",
         f"Probabilities are temperature-scaled (T = {cal['temperature']:.2f}) on "
         f"{cal['validation_clips']} clips of {cal['validation_speakers']} held-out speakers: "

@@ -46,6 +46,7 @@ import numpy as np
 from emovox.audio import AudioError, Preprocess, content_hash, decode, preprocess
 from emovox.io import atomic_write_json, corpora_root
 from emovox.manifest import Clip
+from emovox.progress import progress_bar, resolve_jobs
 
 MODELS: dict[str, str] = {"cnn": "emotion_cnn", "resnet34": "resnet34"}
 FOLD_RESULT = "fold_result.json"
@@ -359,37 +360,6 @@ def _load_chunk(
     return [(i, *_load_one(p, pre)) for i, p in items]
 
 
-def _n_jobs(n_jobs: int) -> int:
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        cpus = os.cpu_count() or 1
-    if n_jobs == 0:
-        raise ValueError("n_jobs must not be 0")
-    return max(1, cpus + 1 + n_jobs if n_jobs < 0 else n_jobs)
-
-
-def _progress(enabled: bool, console: Any = None):
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        disable=not enabled,
-        console=console,
-    )
-
-
 def load_waveforms(
     clips: Sequence[Clip | str | os.PathLike[str]],
     pre: Preprocess | None = None,
@@ -404,7 +374,7 @@ def load_waveforms(
     pre = pre or Preprocess()
     paths = [c.path if isinstance(c, Clip) else os.fspath(c) for c in clips]
     n = len(paths)
-    jobs = _n_jobs(n_jobs)
+    jobs = resolve_jobs(n_jobs)
     items = list(enumerate(paths))
     size = max(8, min(64, math.ceil(n / (8 * jobs)) if n else 8))
     chunks = [items[i : i + size] for i in range(0, n, size)]
@@ -422,7 +392,7 @@ def load_waveforms(
         par = Parallel(n_jobs=jobs, backend="loky", return_as="generator_unordered")
         yield from par(delayed(_load_chunk)(ch, pre, True) for ch in chunks)
 
-    with _progress(progress) as bar:
+    with progress_bar(progress) as bar:
         task = bar.add_task("audio", total=n)
         for chunk in results():
             for i, y, h, reason in chunk:
@@ -663,9 +633,7 @@ def train_and_evaluate(
             # freezing a randomly initialised body only wastes epochs
             fold_train_cfg = dataclasses.replace(train_cfg, freeze_epochs=0)
             if fi == 0:
-                say(
-                    "no pretrained weights: freeze_epochs ignored (the body trains from the start)"
-                )
+                say("no pretrained weights: freeze_epochs ignored (the body trains from the start)")
         trainer = Trainer(fold_train_cfg, on_epoch_end=hook)
         fit = trainer.fit(
             [wavs[i] for i in fold.train],

@@ -25,7 +25,8 @@ import numpy as np
 
 from emovox.audio import AudioError, Preprocess, content_hash, decode, preprocess
 from emovox.features.cache import CacheEntry, FeatureCache, file_sha1
-from emovox.features.extract import ExtractResult, _progress
+from emovox.features.extract import ExtractResult
+from emovox.progress import progress_bar
 
 PREFIX = "whisper:"
 #: Longest piece the encoder sees at once (Whisper's 30 s context); longer clips are chunked.
@@ -177,7 +178,7 @@ def extract_embeddings(
     reasons: dict[int, str] = {}
     encoder = None
     n_cached = 0
-    with _progress(progress) as bar:
+    with progress_bar(progress) as bar:
         task = bar.add_task(f"whisper:{Path(config.encoder).name}", total=n)
         for i, p in enumerate(paths):
             bar.advance(task)

@@ -726,9 +726,7 @@ def label_colors(labels: Sequence[str]) -> dict[str, str]:
     import matplotlib
 
     spare = iter(matplotlib.colormaps["tab20"].colors)
-    return {
-        lab: _COLORS.get(lab) or matplotlib.colors.to_hex(next(spare)) for lab in labels
-    }
+    return {lab: _COLORS.get(lab) or matplotlib.colors.to_hex(next(spare)) for lab in labels}
 
 
 def timeline_png(tl: Timeline, title: str | None = None) -> bytes:
@@ -762,7 +760,8 @@ def timeline_png(tl: Timeline, title: str | None = None) -> bytes:
     ax.set_xlim(0, duration)
     ax.set_ylabel("probability")
     ax.set_title(
-        title or f"{Path(tl.source).name if tl.source else 'recording'}: emotion over time "
+        title
+        or f"{Path(tl.source).name if tl.source else 'recording'}: emotion over time "
         f"({len(tl.segments)} speech segments, VAD {tl.vad})",
         fontsize=9,
     )

@@ -141,13 +141,9 @@ def detect(root: str | Path) -> list[tuple[str, Path]]:
     return _detect(root)[0]
 
 
-def _merge(
-    loaded: list[tuple[str, Path, Manifest]], all_roots: list[tuple[str, Path]]
-) -> Manifest:
+def _merge(loaded: list[tuple[str, Path, Manifest]], all_roots: list[tuple[str, Path]]) -> Manifest:
     """Merge loaders' results. A file belongs to the deepest detected folder root holding it."""
-    folder_roots = sorted(
-        (str(r) for _, r in all_roots if r.is_dir()), key=lambda s: (-len(s), s)
-    )
+    folder_roots = sorted((str(r) for _, r in all_roots if r.is_dir()), key=lambda s: (-len(s), s))
 
     def owner(path: str) -> str | None:
         return next((r for r in folder_roots if _under(path, r)), None)

@@ -15,8 +15,27 @@ from emovox.manifest import Clip, Manifest, Problem
 #: clips or reported as problems; every other file (``.txt``, ``.csv``, ``.md`` ...) is ignored.
 AUDIO_EXTENSIONS: frozenset[str] = frozenset(
     {
-        ".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".aifc",
-        ".m4a", ".mp4", ".aac", ".wma", ".webm", ".au", ".snd", ".caf", ".w64", ".rf64", ".sph",
+        ".wav",
+        ".wave",
+        ".flac",
+        ".ogg",
+        ".oga",
+        ".opus",
+        ".mp3",
+        ".aiff",
+        ".aif",
+        ".aifc",
+        ".m4a",
+        ".mp4",
+        ".aac",
+        ".wma",
+        ".webm",
+        ".au",
+        ".snd",
+        ".caf",
+        ".w64",
+        ".rf64",
+        ".sph",
     }
 )
 

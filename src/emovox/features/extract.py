@@ -14,6 +14,7 @@ import numpy as np
 from emovox.audio import AudioError, Preprocess, content_hash, decode, preprocess
 from emovox.features.cache import CacheEntry, FeatureCache, file_sha1
 from emovox.features.utterance import FeatureConfig, feature_names, utterance_vector
+from emovox.progress import progress_bar, resolve_jobs
 
 
 @dataclass
@@ -96,16 +97,6 @@ def _work_chunk(
     return [(i, *extract_one(p, config, pre, cache, fh)) for i, p, fh in items]
 
 
-def _resolve_jobs(n_jobs: int) -> int:
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        cpus = os.cpu_count() or 1
-    if n_jobs == 0:
-        raise ValueError("n_jobs must not be 0")
-    return max(1, cpus + 1 + n_jobs if n_jobs < 0 else n_jobs)
-
-
 def _chunks(items: list, size: int) -> list[list]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
@@ -125,27 +116,6 @@ def _run_parallel(
 
     par = Parallel(n_jobs=n_jobs, backend="loky", return_as="generator_unordered")
     yield from par(delayed(_work_chunk)(ch, config, pre, cache_root) for ch in chunks)
-
-
-def _progress(enabled: bool):
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        disable=not enabled,
-        transient=False,
-    )
 
 
 def extract(
@@ -179,7 +149,7 @@ def extract(
     todo: list[tuple[int, str, str | None]] = []
     n_cached = 0
 
-    with _progress(progress) as bar:
+    with progress_bar(progress) as bar:
         task = bar.add_task("features", total=n)
         for i, p in enumerate(paths):
             fh: str | None = None
@@ -199,7 +169,7 @@ def extract(
             todo.append((i, p, fh))
         bar.update(task, completed=n_cached)
 
-        jobs = min(_resolve_jobs(n_jobs), max(1, len(todo)))
+        jobs = min(resolve_jobs(n_jobs), max(1, len(todo)))
         size = chunk_size or max(1, min(64, math.ceil(len(todo) / (jobs * 8))))
         for outs in _run_parallel(_chunks(todo, size), config, pre, cache_root, jobs):
             for i, vec, chash, dur, err in outs:
