@@ -40,7 +40,7 @@ def main() -> None:
             [
                 {
                     "section": "Classical baselines (Table 2), utterance statistics of MFCC, "
-                "log-mel, "
+                    "log-mel, "
                     "LPC, PLP, prosodic and spectral-shape features",
                     "model": r["model"],
                     "corpora": r["corpora"],

@@ -55,6 +55,8 @@ def main() -> int:
         "fold_minutes": round(fold["seconds"] / 60, 1),
         "wall_seconds_including_decoding": round(wall, 1),
         "test_ua": round(m["ua"], 4),
+        "protocol": f"{m['protocol']}, fold 1 of {m['folds_total']}",
+        "leaky": m["leaky"],
         "hardware": f"{platform.machine()}, {os.cpu_count()} cores",
     }
     atomic_write_json(args.out, res)

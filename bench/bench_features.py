@@ -59,12 +59,14 @@ def main(argv: list[str] | None = None) -> int:
     cache = Path(tempfile.mkdtemp(prefix="emovox-bench-cache-"))
     try:
         t0 = time.perf_counter()
-        cold = extract(paths, config, cache_dir=cache, n_jobs=args.n_jobs,
-                       progress=not args.no_progress)
+        cold = extract(
+            paths, config, cache_dir=cache, n_jobs=args.n_jobs, progress=not args.no_progress
+        )
         cold_s = time.perf_counter() - t0
         t0 = time.perf_counter()
-        warm = extract(paths, config, cache_dir=cache, n_jobs=args.n_jobs,
-                       progress=not args.no_progress)
+        warm = extract(
+            paths, config, cache_dir=cache, n_jobs=args.n_jobs, progress=not args.no_progress
+        )
         warm_s = time.perf_counter() - t0
     finally:
         shutil.rmtree(cache, ignore_errors=True)

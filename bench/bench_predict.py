@@ -95,14 +95,14 @@ def time_backend(model: str | None, backend: str, files: list[str], repeats: int
         "rtf": round(3.0 / med, 1),
         "batch32_clips_per_s": round(len(batch) / batch_s, 1),
     }
-    if rec is not None and hasattr(rec, "_enc"):
+    if rec is not None and hasattr(rec, "pooled"):
         y, _ = sf.read(files[0], dtype="float32")
         mel = log_mel_spectrogram(y)
-        rec._enc.pooled(mel)
+        rec.pooled(mel)
         enc = []
         for _ in range(repeats):
             t = time.perf_counter()
-            rec._enc.pooled(mel)
+            rec.pooled(mel)
             enc.append(time.perf_counter() - t)
         out["encoder_ms_3s"] = round(statistics.median(enc) * 1e3, 2)
         out["encoder_rtf"] = round(3.0 / statistics.median(enc), 1)

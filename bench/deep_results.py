@@ -1,6 +1,7 @@
 """Deep-model runs (``emovox train``) into docs/results.*: reads finished run folders.
 
 Usage: python bench/deep_results.py runs/paper-model2-speaker-kfold [runs/... ...]
+       python bench/deep_results.py --render-only   # only rewrite docs/deep-models.md's table
 
 Each folder is what ``emovox train --config configs/X.toml [--protocol P] [--folds N]`` wrote;
 its ``config.json`` names the config file and its ``metrics.json`` holds the pooled scores of the
@@ -89,10 +90,47 @@ def training_times(run_dirs: list[Path]) -> str:
             f"{b['config']}, fold 1: {b['train_clips']} training and {b['val_clips']} validation "
             f"clips, {b['epochs']} epochs, {b['threads']} torch threads: **{b['fold_minutes']} "
             f"minutes** for training and testing the fold ({b['test_clips']} test clips, UA "
-            f"{100 * b['test_ua']:.1f} %); {b['wall_seconds_including_decoding']:.0f} s in all "
+            f"{100 * b['test_ua']:.1f} %, {b.get('protocol', 'speaker-kfold')}"
+            f"{' LEAKY' if b.get('leaky') else ''}); "
+            f"{b['wall_seconds_including_decoding']:.0f} s in all "
             f"with decoding the audio. Machine: {b['hardware']}.",
             "",
         ]
+    return "\n".join(lines)
+
+
+FOUR = ["crema_d", "ravdess", "savee", "tess"]
+COMPARE = [  # (label, model, corpora, protocol): the rows docs/deep-models.md shows
+    ("Model 2: CNN", "cnn", FOUR, "speaker-kfold"),
+    ("SVM, hand-made features", "svm", FOUR, "speaker-kfold"),
+    ("Model 2: CNN", "cnn", FOUR, "random"),
+    ("SVM, hand-made features", "svm", FOUR, "random"),
+    ("Model 1: ResNet-34", "resnet34", ["ravdess", "tess"], "speaker-kfold"),
+    ("Model 1: ResNet-34", "resnet34", ["ravdess", "tess"], "random"),
+    ("Whisper tiny.en frozen + logistic head", "whisper-tiny.en-logreg", FOUR, "speaker-kfold"),
+]
+
+
+def deep_table() -> str:
+    """The comparison table of docs/deep-models.md, from docs/results.json."""
+    rows = results_db.load()
+    lines = [
+        "From `docs/results.json` (`python bench/deep_results.py`); UA is the mean of per-class "
+        "recalls. The paper's figures come from its random split.",
+        "",
+        "| model | corpora | labels | protocol | UA % | the paper % |",
+        "|---|---|---|---|---|---|",
+    ]
+    for label, model, corpora, protocol in COMPARE:
+        r = results_db.find(rows, model=model, corpora=corpora, protocol=protocol, test=None)
+        if r is None:
+            continue
+        paper = results_db.PAPER.get((model, tuple(sorted(corpora)))) if r["leaky"] else None
+        pre = " (random init)" if model == "resnet34" and not r.get("pretrained") else ""
+        lines.append(
+            f"| {label}{pre} | {', '.join(r['corpora'])} | {r['labels']} | {results_db._proto(r)} "
+            f"| {100 * r['ua']:.1f} | {'–' if paper is None else f'{100 * paper:.1f}'} |"
+        )
     return "\n".join(lines)
 
 
@@ -100,8 +138,16 @@ def main(argv: list[str]) -> int:
     if not argv:
         print(__doc__)
         return 2
+    if argv == ["--render-only"]:
+        results_db.write_section(
+            results_db.ROOT / "docs" / "deep-models.md", "deep-results", deep_table()
+        )
+        return 0
     rows = [row(Path(a)) for a in argv]
     results_db.upsert(rows)
+    results_db.write_section(
+        results_db.ROOT / "docs" / "deep-models.md", "deep-results", deep_table()
+    )
     from emovox.io import atomic_write_text
 
     atomic_write_text(

@@ -158,3 +158,26 @@ def render(rows: list[dict]) -> str:
         if hw:
             lines += [f"Hardware: {'; '.join(sorted(hw))}.", ""]
     return "\n".join(lines)
+
+
+def write_section(path: Path, marker: str, text: str) -> None:
+    """Replace the text between ``<!-- marker:begin -->`` and ``<!-- marker:end -->`` in a doc
+    (the rest of the doc is prose kept by hand; the numbers come from here)."""
+    begin, end = f"<!-- {marker}:begin -->", f"<!-- {marker}:end -->"
+    doc = path.read_text()
+    if begin not in doc or end not in doc:
+        raise ValueError(f"{path} has no {begin} ... {end} block")
+    head, rest = doc.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    atomic_write_text(path, f"{head}{begin}\n\n{text.strip()}\n\n{end}{tail}")
+
+
+def find(rows: list[dict], **want) -> dict | None:
+    """The first row whose fields equal ``want`` (lists compared as sorted)."""
+    for r in rows:
+        if all(
+            (sorted(r.get(k) or []) == sorted(v)) if isinstance(v, list) else r.get(k) == v
+            for k, v in want.items()
+        ):
+            return r
+    return None

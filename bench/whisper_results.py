@@ -41,11 +41,14 @@ def main() -> None:
     ap.add_argument("--model", default="logreg")
     ap.add_argument("--setups", default=",".join(SETUPS))
     ap.add_argument("--out", default="runs/whisper")
+    ap.add_argument(
+        "--render-only", action="store_true", help="only rewrite docs/whisper.md's table"
+    )
     args = ap.parse_args()
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     features = f"whisper:{args.encoder}"
     name = f"whisper-{args.encoder}-{args.model}"
-    for setup in args.setups.split(","):
+    for setup in [] if args.render_only else args.setups.split(","):
         corpora, labels, protocol, k, extra = SETUPS[setup]
         cfg = ExperimentConfig(
             model=args.model,
@@ -88,6 +91,35 @@ def main() -> None:
         results_db.upsert([row])
         tag = "LEAKY" if m["leaky"] else "speaker-independent"
         print(f"{setup:16s} {tag:20s} UA {m['ua']:.3f} WA {m['wa']:.3f} ({row['wall_s']:.0f} s)")
+    results_db.write_section(
+        results_db.ROOT / "docs" / "whisper.md", "whisper-results", whisper_table(name)
+    )
+
+
+TARGETS = {"ravdess": 0.78, "crema_d": 0.74, "four": 0.74}  # issue 4's done-when
+
+
+def whisper_table(model: str) -> str:
+    """The rows of ``model`` in docs/results.json as the table in docs/whisper.md."""
+    rows = [r for r in results_db.load() if r["model"] == model]
+    lines = [
+        f"`{model}`, from `docs/results.json` (`python bench/whisper_results.py`):",
+        "",
+        "| setup | labels | protocol | UA % | target % |",
+        "|---|---|---|---|---|",
+    ]
+    for setup, (corpora, _labels, protocol, _k, extra) in SETUPS.items():
+        r = results_db.find(
+            rows, corpora=corpora, protocol=protocol, test=extra.get("test_corpora")
+        )
+        if r is None:
+            continue
+        target = TARGETS.get(setup)
+        lines.append(
+            f"| {setup} | {r['labels']} | {results_db._proto(r)} | {100 * r['ua']:.1f} | "
+            f"{'–' if target is None else f'{100 * target:.0f}'} |"
+        )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

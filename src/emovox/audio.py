@@ -29,10 +29,33 @@ class AudioError(Exception):
         super().__init__(f"{self.source}: {reason}")
 
 
-def _name(source: AudioSource) -> str:
+def source_name(source: object) -> str:
+    """How errors name an audio source: its path, ``<bytes>``, or a file object's name."""
     if isinstance(source, (str, Path)):
         return str(source)
-    return getattr(source, "name", "<bytes>") if not isinstance(source, bytes) else "<bytes>"
+    if isinstance(source, (bytes, bytearray)):
+        return "<bytes>"
+    return str(getattr(source, "name", "<stream>"))
+
+
+def sound_handle(source: AudioSource) -> object:
+    """What :class:`soundfile.SoundFile` opens for ``source``, after the checks every reader
+    makes (missing file, folder, empty file or bytes); raises :class:`AudioError`."""
+    name = source_name(source)
+    if isinstance(source, (str, Path)):
+        p = Path(source)
+        if not p.exists():
+            raise AudioError(name, "file not found")
+        if p.is_dir():
+            raise AudioError(name, "is a folder, not an audio file")
+        if p.stat().st_size == 0:
+            raise AudioError(name, "empty file (0 bytes)")
+        return str(p)
+    if isinstance(source, (bytes, bytearray)):
+        if not source:
+            raise AudioError(name, "empty input (0 bytes)")
+        return io.BytesIO(bytes(source))
+    return source
 
 
 def decode(
@@ -42,22 +65,8 @@ def decode(
 
     The container is sniffed from content, so AIFF data named ``.wav`` still decodes.
     """
-    name = _name(source)
-    if isinstance(source, (str, Path)):
-        p = Path(source)
-        if not p.exists():
-            raise AudioError(name, "file not found")
-        if p.is_dir():
-            raise AudioError(name, "is a folder, not an audio file")
-        if p.stat().st_size == 0:
-            raise AudioError(name, "empty file (0 bytes)")
-        handle: object = str(p)
-    elif isinstance(source, bytes):
-        if not source:
-            raise AudioError(name, "empty input (0 bytes)")
-        handle = io.BytesIO(source)
-    else:
-        handle = source
+    name = source_name(source)
+    handle = sound_handle(source)
     try:
         with sf.SoundFile(handle) as f:
             native_sr = f.samplerate
@@ -139,7 +148,7 @@ def load_clip(source: AudioSource, pre: Preprocess | None = None) -> np.ndarray:
     """Decode and preprocess one clip; raise :class:`AudioError` if it is unusable."""
     pre = pre or Preprocess()
     y = decode(source, pre.sample_rate, pre.max_seconds)
-    return preprocess(y, pre, _name(source))
+    return preprocess(y, pre, source_name(source))
 
 
 def preprocess(y: np.ndarray, pre: Preprocess, name: str = "<array>") -> np.ndarray:

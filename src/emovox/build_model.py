@@ -37,13 +37,12 @@ Log = Callable[[str], None]
 
 
 def fit_head(X: np.ndarray, y: np.ndarray, labels: Sequence[str], C: float, seed: int = 0) -> Any:
-    """Standardise → multinomial logistic regression (class-balanced), fitted on ``X, y``."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+    """The ``logreg`` pipeline of :func:`emovox.models.make_classical` (standardise →
+    class-balanced logistic regression) fitted on ``X, y``; returns it and the row order
+    that puts its classes in ``labels`` order."""
+    from emovox.models import make_classical
 
-    clf = LogisticRegression(C=C, max_iter=2000, class_weight="balanced", random_state=seed)
-    model = make_pipeline(StandardScaler(), clf)
+    model = make_classical("logreg", seed=seed, C=C, max_iter=2000, random_state=seed)
     model.fit(X, np.asarray(y, dtype=object))
     order = [list(model.classes_).index(lab) for lab in labels]
     return model, order

@@ -42,8 +42,6 @@ MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "model.json"
 LICENSE_FILE = "LICENSE-whisper.txt"
 BACKENDS = ("auto", "onnx", "torch", "numpy")
-#: The encoder sees at most 30 s at once; longer inputs are pooled over 30 s chunks.
-CHUNK_SECONDS = 30.0
 SAMPLE_RATE = 16_000
 
 
@@ -119,15 +117,6 @@ def merge_chunk_stats(
     sq = (w[:, :, None] * (std**2 + mean**2)).sum(0) / w.sum()
     s = np.sqrt(np.maximum(sq - m**2, 0.0))
     return np.stack([m, s], axis=1).reshape(-1).astype(np.float32)
-
-
-def _chunks(y: np.ndarray) -> list[np.ndarray]:
-    step = int(CHUNK_SECONDS * SAMPLE_RATE)
-    out = [y[i : i + step] for i in range(0, len(y), step)]
-    if len(out) > 1 and len(out[-1]) < SAMPLE_RATE // 2:
-        out[-2] = np.concatenate([out[-2], out.pop()])[:step]
-        # the dropped remainder (< 0.5 s beyond 30 s) is ignored by design
-    return out
 
 
 # --------------------------------------------------------------------------- backends
@@ -305,13 +294,17 @@ class Recognizer:
 
     def features(self, y: np.ndarray, name: str = "<array>") -> np.ndarray:
         """Preprocess one waveform and return its pooled encoder statistics."""
-        from emovox.features.whisper_mel import log_mel_spectrogram
+        from emovox.features.whisper_mel import log_mel_spectrogram, split_chunks
 
         y = preprocess(np.asarray(y, dtype=np.float32), self.preprocess_cfg, name)
-        parts = _chunks(y)
-        pooled = [self._enc.pooled(log_mel_spectrogram(c)) for c in parts]
+        parts = split_chunks(y)
+        pooled = [self.pooled(log_mel_spectrogram(c)) for c in parts]
         n_layers = len(self.config.layers)
         return merge_chunk_stats(pooled, [len(c) for c in parts], n_layers, self.config.stats)
+
+    def pooled(self, mel: np.ndarray) -> np.ndarray:
+        """Pooled encoder statistics of one log-mel ``(n_mels, T)`` with this backend."""
+        return self._enc.pooled(mel)
 
     def head_proba(self, F: np.ndarray) -> np.ndarray:
         """Calibrated probabilities ``(n, C)`` from pooled statistics ``(n, F)``."""

@@ -827,7 +827,9 @@ def demo(
     out.print(t)
     tl = res["timeline"]
     out.print(
-        f"clips right: {res['clips_correct']} of {len(res['clips'])}.  Joined recording "
+        f"clips right: {res['clips_correct']} of {len(res['clips'])} (speakers held out of the "
+        "model's training; six clips are a demo, not a score: see docs/model-card.md).  "
+        "Joined recording "
         f"({tl['duration']:.1f} s): {len(tl['segments'])} speech segments (VAD {tl['vad']}), "
         f"{res['segments_correct']} labelled right:"
     )

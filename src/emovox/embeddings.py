@@ -29,8 +29,6 @@ from emovox.features.extract import ExtractResult
 from emovox.progress import progress_bar
 
 PREFIX = "whisper:"
-#: Longest piece the encoder sees at once (Whisper's 30 s context); longer clips are chunked.
-CHUNK_SECONDS = 30.0
 
 
 def is_embedding_spec(spec: str) -> bool:
@@ -82,8 +80,6 @@ class EmbeddingConfig:
         blob = json.dumps(self.to_dict() | {"id": _source_identity(self.encoder)}, sort_keys=True)
         return "emb-" + hashlib.sha1(blob.encode()).hexdigest()[:12]
 
-    def __hash__(self) -> int:  # FeatureCache memoises namespaces by config
-        return hash((self.encoder, self.stats))
 
 
 @lru_cache(maxsize=2)
@@ -129,15 +125,12 @@ def embed_waveform(
     """
     import torch
 
-    from emovox.backbones import SAMPLE_RATE, log_mel_spectrogram
+    from emovox.features.whisper_mel import log_mel_spectrogram, split_chunks
 
     y = np.asarray(y, dtype=np.float32)
     if y.ndim != 1 or len(y) == 0:
         raise ValueError("expected a non-empty 1-D waveform")
-    step = int(CHUNK_SECONDS * SAMPLE_RATE)
-    chunks = [y[i : i + step] for i in range(0, len(y), step)]
-    if len(chunks) > 1 and len(chunks[-1]) < SAMPLE_RATE // 2:  # fold a tiny tail into the last
-        chunks[-2] = np.concatenate([chunks[-2], chunks.pop()])[:step]
+    chunks = split_chunks(y)
     per_chunk = []
     with torch.inference_mode():
         for c in chunks:

@@ -25,7 +25,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from emovox.audio import SAMPLE_RATE, AudioError, AudioSource
+from emovox.audio import SAMPLE_RATE, AudioError, AudioSource, sound_handle, source_name
 
 #: Inputs longer than this (seconds) go through the long-recording path by default.
 LONG_SECONDS = 20.0
@@ -50,33 +50,6 @@ class RecognizerLike(Protocol):
 # Streaming decode
 
 
-def _name(source: object) -> str:
-    if isinstance(source, (str, Path)):
-        return str(source)
-    if isinstance(source, (bytes, bytearray)):
-        return "<bytes>"
-    return str(getattr(source, "name", "<stream>"))
-
-
-def _handle(source: AudioSource) -> object:
-    """What :class:`soundfile.SoundFile` opens, after the checks that ``decode`` does."""
-    name = _name(source)
-    if isinstance(source, (str, Path)):
-        p = Path(source)
-        if not p.exists():
-            raise AudioError(name, "file not found")
-        if p.is_dir():
-            raise AudioError(name, "is a folder, not an audio file")
-        if p.stat().st_size == 0:
-            raise AudioError(name, "empty file (0 bytes)")
-        return str(p)
-    if isinstance(source, (bytes, bytearray)):
-        if not source:
-            raise AudioError(name, "empty input (0 bytes)")
-        return io.BytesIO(bytes(source))
-    return source
-
-
 _OPENING = re.compile(r"Error opening (<[^>]*>|'[^']*'|\S+): ")
 
 
@@ -86,9 +59,9 @@ def clean_reason(text: str) -> str:
 
 
 def _open(source: AudioSource, name: str | None = None) -> sf.SoundFile:
-    name = name or _name(source)
+    name = name or source_name(source)
     try:
-        return sf.SoundFile(_handle(source))
+        return sf.SoundFile(sound_handle(source))
     except AudioError:
         raise
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
@@ -99,7 +72,7 @@ def probe_seconds(source: AudioSource, name: str | None = None) -> float:
     """Duration in seconds from the header (no decoding); :class:`AudioError` if unreadable."""
     with _open(source, name) as f:
         if f.samplerate <= 0:
-            raise AudioError(name or _name(source), "no sample rate in the header")
+            raise AudioError(name or source_name(source), "no sample rate in the header")
         return f.frames / f.samplerate
 
 
@@ -114,7 +87,7 @@ def iter_blocks(
     The concatenated blocks equal :func:`emovox.audio.decode` of the same source (soxr's
     streaming resampler gives the one-shot result). Raises :class:`AudioError` naming the source.
     """
-    name = name or _name(source)
+    name = name or source_name(source)
     with _open(source, name) as f:
         native = int(f.samplerate)
         rs = (

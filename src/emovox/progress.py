@@ -6,9 +6,9 @@ import os
 from typing import Any
 
 
-def progress_bar(enabled: bool = True, console: Any = None) -> Any:
-    """A rich ``Progress`` (description, bar, done/total, elapsed, remaining); silent when
-    ``enabled`` is false. Use as a context manager."""
+def progress_bar(enabled: bool = True, console: Any = None, *extra: Any) -> Any:
+    """A rich ``Progress`` (description, bar, done/total, elapsed, remaining, then any
+    ``extra`` columns); silent when ``enabled`` is false. Use as a context manager."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -24,6 +24,7 @@ def progress_bar(enabled: bool = True, console: Any = None) -> Any:
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
+        *extra,
         disable=not enabled,
         console=console,
     )

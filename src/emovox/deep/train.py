@@ -795,23 +795,11 @@ class _Progress:
         self.info = ""
         if not enabled:
             return
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
+        from rich.progress import TextColumn
 
-        self.p = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            TextColumn("{task.fields[info]}"),
-        )
+        from emovox.progress import progress_bar
+
+        self.p = progress_bar(True, None, TextColumn("{task.fields[info]}"))
         self.task = self.p.add_task("train", total=n_batches, info="")
         self.p.start()
         self.loss_sum = 0.0

@@ -13,6 +13,18 @@ N_MELS = 80
 #: Mel frames per second (100) and encoder output frames per second (50).
 FRAMES_PER_SECOND = SAMPLE_RATE // HOP_LENGTH
 TOKENS_PER_SECOND = FRAMES_PER_SECOND // 2
+#: The encoder sees at most 30 s at once; longer audio is split into 30 s chunks.
+CHUNK_SECONDS = 30.0
+
+
+def split_chunks(y: np.ndarray) -> list[np.ndarray]:
+    """16 kHz audio as consecutive pieces of at most 30 s (views). A remainder under 0.5 s
+    after the last full chunk is dropped rather than encoded alone."""
+    step = int(CHUNK_SECONDS * SAMPLE_RATE)
+    out = [y[i : i + step] for i in range(0, len(y), step)]
+    if len(out) > 1 and len(out[-1]) < SAMPLE_RATE // 2:
+        out.pop()
+    return out
 
 
 @functools.lru_cache(maxsize=4)
