@@ -87,7 +87,7 @@ def _load(cfg, quiet: bool):
 
     try:
         data = load_dataset(cfg, progress=not quiet)
-    except NoCorporaError as exc:
+    except (NoCorporaError, ValueError) as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from exc
     if data.skipped:
@@ -123,19 +123,39 @@ RootOpt = Annotated[
 
 @app.command()
 def evaluate(
-    model: ModelOpt = "svm",
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="knn, lda, svm, rda, gmm, logreg, or attentive (encoder frames) [default: svm]."
+        ),
+    ] = None,
     corpus: CorpusOpt = None,
-    protocol: ProtocolOpt = "speaker-kfold",
-    labels: LabelsOpt = "auto",
-    k: Annotated[int, typer.Option(help="Folds for speaker-kfold / random.")] = 5,
-    seed: int = 0,
+    protocol: Annotated[
+        str | None,
+        typer.Option(
+            help="speaker-kfold (default), loso, held-out, cross-corpus, or random (the "
+            "paper's, LEAKY)."
+        ),
+    ] = None,
+    labels: Annotated[
+        str | None,
+        typer.Option(
+            help="paper7, common6, core4, ravdess8, all, a comma list, or auto (default)."
+        ),
+    ] = None,
+    k: Annotated[
+        int | None, typer.Option(help="Folds for speaker-kfold / random [default: 5].")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Split and model seed [default: 0].")] = None,
     test_speakers: Annotated[list[str] | None, typer.Option(help="For held-out.")] = None,
     train_corpora: Annotated[list[str] | None, typer.Option(help="For cross-corpus.")] = None,
     test_corpora: Annotated[list[str] | None, typer.Option(help="For cross-corpus.")] = None,
     tune: Annotated[
-        bool, typer.Option(help="Grid-search hyper-parameters on training speakers.")
-    ] = False,
-    denoise: Annotated[bool, typer.Option(help="Spectral-gating noise reduction first.")] = False,
+        bool | None, typer.Option(help="Grid-search hyper-parameters on training speakers.")
+    ] = None,
+    denoise: Annotated[
+        bool | None, typer.Option(help="Spectral-gating noise reduction first.")
+    ] = None,
     features: Annotated[
         str | None,
         typer.Option(
@@ -143,33 +163,62 @@ def evaluate(
             "frozen encoder's pooled layers: 'whisper:tiny.en' or 'whisper:/path/to/model'."
         ),
     ] = None,
+    train_view: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Add an augmented view of every TRAINING clip (encoder features only; "
+            "repeatable): speed:0.9, pitch:-2, noise:pink:15, reverb:0.4."
+        ),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            help="TOML file with an [experiment] table (ExperimentConfig fields); options "
+            "given on the command line win."
+        ),
+    ] = None,
     root: RootOpt = None,
-    out_dir: Annotated[str, typer.Option("--out", help="Where run folders go.")] = "runs",
+    out_dir: Annotated[str | None, typer.Option("--out", help="Where run folders go.")] = None,
     name: Annotated[str | None, typer.Option(help="Run folder name.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="End with the metrics as JSON.")] = False,
 ) -> None:
-    """Evaluate a classical model; speaker-independent unless --protocol random (LEAKY)."""
+    """Evaluate a classical model or a frozen-encoder head; speaker-independent unless
+    --protocol random (LEAKY)."""
     from emovox.experiment import evaluate as run_eval
     from emovox.reports import protocol_tag
     from emovox.splits import ProtocolError
 
-    cfg = _config(
+    given = dict(
         model=model,
-        corpora=_split_list(corpus),
+        corpora=_split_list(corpus) or None,
         protocol=protocol,
         labels=labels,
         k=k,
         seed=seed,
-        test_speakers=_split_list(test_speakers),
-        train_corpora=_split_list(train_corpora),
-        test_corpora=_split_list(test_corpora),
+        test_speakers=_split_list(test_speakers) or None,
+        train_corpora=_split_list(train_corpora) or None,
+        test_corpora=_split_list(test_corpora) or None,
         tune=tune,
         denoise=denoise,
         features=features,
+        train_views=_split_list(train_view) or None,
         out_dir=out_dir,
         name=name,
         root=root,
     )
+    if config is not None:
+        from emovox.experiment import load_experiment_config
+
+        roots = given.pop("root")
+        try:
+            cfg = load_experiment_config(config, **given)
+        except (ValueError, TypeError) as exc:
+            err.print(f"[red]error:[/] {exc}")
+            raise typer.Exit(2) from exc
+        if roots:
+            cfg.roots = [str(r) for r in roots]
+    else:
+        cfg = _config(**given)
     if cfg.protocol == "cross-corpus" and not cfg.corpora:
         cfg.corpora = cfg.train_corpora + cfg.test_corpora
     data = _load(cfg, as_json)

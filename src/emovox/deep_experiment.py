@@ -33,7 +33,6 @@ import json
 import math
 import os
 import re
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -192,20 +191,12 @@ def _model_params(model: str) -> dict[str, Any]:
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover - Python 3.10
-        try:
-            import tomli as tomllib
-        except ImportError as exc:
-            raise ConfigError("reading TOML on Python 3.10 needs `pip install tomli`") from exc
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
+    from emovox.io import read_toml
+
     try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
+        return read_toml(path)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
 
 
 def build_config(

@@ -61,6 +61,11 @@ class EmbeddingConfig:
 
     encoder: str = "tiny.en"  # "tiny.en" (packaged) or a path load_whisper_encoder reads
     stats: tuple[str, ...] = ("mean", "std")
+    view: str = ""  # "" = the clip as it is; else a training view such as "speed:0.9"
+
+    def __post_init__(self) -> None:
+        if self.view:
+            object.__setattr__(self, "view", check_view(self.view))
 
     @classmethod
     def from_spec(cls, spec: str) -> EmbeddingConfig:
@@ -77,9 +82,62 @@ class EmbeddingConfig:
 
     def key(self) -> str:
         """Cache key: these settings plus the encoder weights' identity."""
-        blob = json.dumps(self.to_dict() | {"id": _source_identity(self.encoder)}, sort_keys=True)
+        d = self.to_dict()
+        if not self.view:
+            d.pop("view")  # the plain clip keeps the key it had before views existed
+        blob = json.dumps(d | {"id": _source_identity(self.encoder)}, sort_keys=True)
         return "emb-" + hashlib.sha1(blob.encode()).hexdigest()[:12]
 
+
+#: Training views :func:`apply_view` understands, with an example each.
+VIEW_EXAMPLES = ("speed:0.9", "pitch:-2", "noise:pink:15", "reverb:0.4")
+
+
+def check_view(view: str) -> str:
+    """Validate a training-view spec (see :func:`apply_view`); return it stripped."""
+    view = str(view).strip()
+    kind, _, arg = view.partition(":")
+    try:
+        if kind == "speed" and 0.5 <= float(arg) <= 2.0:
+            return view
+        if kind == "pitch" and abs(float(arg)) <= 12:
+            return view
+        if kind == "reverb" and 0.0 < float(arg) <= 2.0:
+            return view
+        if kind == "noise":
+            noise, _, snr = arg.partition(":")
+            if noise in ("white", "pink") and -10 <= float(snr) <= 60:
+                return view
+    except ValueError:
+        pass
+    raise ValueError(
+        f"unknown training view {view!r}; use e.g. {', '.join(VIEW_EXAMPLES)} "
+        "(speed factor 0.5-2, pitch in semitones, noise kind white|pink and SNR in dB, "
+        "reverb RT60 in seconds)"
+    )
+
+
+def apply_view(y: np.ndarray, view: str, seed_text: str = "", sr: int = 16_000) -> np.ndarray:
+    """One deterministic augmented view of a waveform, for TRAINING rows only.
+
+    ``speed:F`` plays F times faster (tempo and pitch, as Kaldi's speed perturbation),
+    ``pitch:S`` shifts S semitones, ``noise:KIND:SNR`` adds white or pink noise at SNR dB,
+    ``reverb:RT60`` adds a synthetic room. Random parts are seeded by ``seed_text`` (the clip's
+    content hash), so a cached view is the same view on every run.
+    """
+    from emovox.deep import augment
+
+    kind, _, arg = check_view(view).partition(":")
+    seed = int(hashlib.sha1(f"{view}|{seed_text}".encode()).hexdigest()[:8], 16)
+    rng = np.random.default_rng(seed)
+    if kind == "speed":
+        return augment.speed(y, float(arg))
+    if kind == "pitch":
+        return augment.pitch_shift(y, sr, float(arg))
+    if kind == "reverb":
+        return augment.reverb(y, rng, sr, rt60=float(arg))
+    noise, _, snr = arg.partition(":")
+    return augment.add_noise(y, float(snr), rng, kind=noise)
 
 
 @lru_cache(maxsize=2)
@@ -96,6 +154,22 @@ def load_encoder(source: str) -> Any:
             )
         source = str(path)
     return load_whisper_encoder(source).float().eval()
+
+
+#: ``stats`` value that keeps the hidden states over time instead of pooling them.
+FRAMES = ("frames",)
+#: Frames kept per second in FRAMES mode (the encoder's 50 Hz averaged in pairs).
+FRAME_RATE = 25
+
+
+def layer_frames(layers: Sequence[Any]) -> np.ndarray:
+    """Stack (1, T, D) hidden states into ``(n_layers, T // 2, D)`` float16, averaging pairs of
+    frames (25 per second: plenty for emotion, half the memory)."""
+    h = np.stack([np.asarray(x[0].float().numpy()) for x in layers])
+    t = max(h.shape[1] // 2, 1)
+    if h.shape[1] >= 2:
+        h = h[:, : 2 * t].reshape(h.shape[0], t, 2, h.shape[2]).mean(2)
+    return h.astype(np.float16)
 
 
 def layer_stats(layers: Sequence[Any], stats: Sequence[str] = ("mean", "std")) -> np.ndarray:
@@ -118,7 +192,8 @@ def layer_stats(layers: Sequence[Any], stats: Sequence[str] = ("mean", "std")) -
 def embed_waveform(
     y: np.ndarray, encoder: Any, stats: Sequence[str] = ("mean", "std")
 ) -> np.ndarray:
-    """Pooled per-layer statistics of one 16 kHz waveform: ``(n_layer + 1, len(stats) * D)``.
+    """Pooled per-layer statistics of one 16 kHz waveform: ``(n_layer + 1, len(stats) * D)``;
+    with ``stats=FRAMES`` the frames themselves, ``(n_layer + 1, T, D)`` (see :func:`layer_frames`).
 
     Clips longer than 30 s are encoded in 30 s chunks whose hidden states are joined before
     pooling, so the result is one vector however long the clip.
@@ -137,6 +212,8 @@ def embed_waveform(
             mel = torch.from_numpy(log_mel_spectrogram(c))[None]
             per_chunk.append(encoder(mel, return_layers=True))
     layers = [torch.cat([pc[i] for pc in per_chunk], dim=1) for i in range(len(per_chunk[0]))]
+    if tuple(stats) == FRAMES:
+        return layer_frames(layers)
     return layer_stats(layers, stats)
 
 
@@ -154,7 +231,9 @@ def extract_embeddings(
     threads: int | None = None,
 ) -> ExtractResult:
     """Embeddings of ``paths`` (one process; the encoder is loaded once). Never raises per clip:
-    failures are listed in ``errors``. Same result type as :func:`emovox.features.extract`.
+    failures are listed in ``errors``. Same result type as :func:`emovox.features.extract`;
+    with ``config.stats == FRAMES``, ``X`` is an object array of ``(n_layers, T, D)`` float16
+    arrays (one per usable clip) and ``names`` is empty.
     """
     import torch
 
@@ -171,6 +250,7 @@ def extract_embeddings(
     reasons: dict[int, str] = {}
     encoder = None
     n_cached = 0
+    frames = tuple(config.stats) == FRAMES
     with progress_bar(progress) as bar:
         task = bar.add_task(f"whisper:{Path(config.encoder).name}", total=n)
         for i, p in enumerate(paths):
@@ -184,7 +264,7 @@ def extract_embeddings(
                 entry = cache.get(fh, config, pre) if fh else None  # type: ignore[arg-type]
                 if entry is not None:
                     vecs[i], hashes[i], durations[i] = (
-                        entry.vector,
+                        entry.vector.astype(np.float16) if frames else entry.vector,
                         entry.content_hash,
                         entry.duration,
                     )
@@ -201,9 +281,12 @@ def extract_embeddings(
             hashes[i], durations[i] = content_hash(y), len(y) / pre.sample_rate
             try:
                 y = preprocess(y, pre, p)
+                if config.view:
+                    y = apply_view(y, config.view, hashes[i] or "", pre.sample_rate)
                 if encoder is None:
                     encoder = load_encoder(config.encoder)
-                vec = embed_waveform(y, encoder, config.stats).ravel()
+                vec = embed_waveform(y, encoder, config.stats)
+                vec = vec if frames else vec.ravel()
             except AudioError as exc:
                 reasons[i] = exc.reason
                 continue
@@ -219,11 +302,16 @@ def extract_embeddings(
                 except OSError:
                     pass
     ok = np.array([v is not None for v in vecs], dtype=bool)
+    errors = [(paths[i], reasons.get(i, "unknown failure")) for i in np.flatnonzero(~ok)]
+    if frames:
+        seqs = np.empty(int(ok.sum()), dtype=object)
+        for row, i in enumerate(np.flatnonzero(ok)):
+            seqs[row] = vecs[i]
+        return ExtractResult(seqs, ok, hashes, durations, errors, [], n_cached)
     d = max((len(v) for v in vecs if v is not None), default=0)
     X = np.zeros((int(ok.sum()), d), dtype=np.float32)
     for row, i in enumerate(np.flatnonzero(ok)):
         X[row] = vecs[i]
-    errors = [(paths[i], reasons.get(i, "unknown failure")) for i in np.flatnonzero(~ok)]
     names: list[str] = []
     if d:
         dim = load_encoder(config.encoder).n_state

@@ -19,13 +19,13 @@ import numpy as np
 
 from emovox import corpora as corpus_loaders
 from emovox.audio import Preprocess
-from emovox.embeddings import EmbeddingConfig, extract_embeddings, is_embedding_spec
+from emovox.embeddings import FRAMES, EmbeddingConfig, extract_embeddings, is_embedding_spec
 from emovox.features import FeatureConfig, extract
 from emovox.io import cache_dir, corpora_root
 from emovox.labels import LABEL_SETS, label_set
 from emovox.manifest import Clip, Manifest
 from emovox.metrics import score
-from emovox.models import default_param_grid, make_classical
+from emovox.models import SEQUENCE_MODELS, default_param_grid, make_model
 from emovox.reports import write_run
 from emovox.splits import Split, make_split
 
@@ -51,6 +51,7 @@ class ExperimentConfig:
     features: str = FeatureConfig().groups
     tune: bool = False
     denoise: bool = False  # spectral-gating noise reduction before features
+    train_views: list[str] = field(default_factory=list)  # e.g. ["speed:0.9"]: training rows only
     n_jobs: int = -1
     name: str | None = None
     out_dir: str = "runs"
@@ -58,6 +59,40 @@ class ExperimentConfig:
     def run_name(self) -> str:
         corp = "+".join(self.corpora) if self.corpora else "all"
         return self.name or f"{self.model}-{corp}-{self.protocol}"
+
+
+def load_experiment_config(path: str | Path, **overrides: object) -> ExperimentConfig:
+    """An :class:`ExperimentConfig` from a TOML file's ``[experiment]`` table (the same field
+    names as the class), with non-None ``overrides`` on top. Unknown keys are errors."""
+    from emovox.io import read_toml
+
+    data = read_toml(path)
+    unknown_sections = set(data) - {"experiment"}
+    if unknown_sections:
+        raise ValueError(
+            f"{path}: unknown section(s) {', '.join(sorted(unknown_sections))}; an evaluation "
+            "config has one [experiment] table"
+        )
+    table = dict(data.get("experiment", {}))
+    known = set(ExperimentConfig.__dataclass_fields__)
+    bad = sorted(set(table) - known)
+    if bad:
+        raise ValueError(
+            f"{path}: unknown key(s) {', '.join(bad)} in [experiment]; "
+            f"known: {', '.join(sorted(known))}"
+        )
+    table.update({k: v for k, v in overrides.items() if v is not None})
+    for key in (
+        "corpora",
+        "roots",
+        "test_speakers",
+        "train_corpora",
+        "test_corpora",
+        "train_views",
+    ):
+        if isinstance(table.get(key), str):
+            table[key] = [table[key]]
+    return ExperimentConfig(**table)
 
 
 @dataclass
@@ -71,6 +106,8 @@ class Dataset:
     skipped: list[tuple[str, str]]
     excluded: dict[str, int]
     problems: list[tuple[str, str]]
+    #: augmented training views: name -> (features aligned with ``clips``, usable mask)
+    views: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
     @property
     def y(self) -> np.ndarray:
@@ -123,24 +160,44 @@ def load_dataset(
     labels = resolve_labels(cfg.labels, manifest)
     kept, excluded = manifest.restrict(labels)
     paths = [c.path for c in kept.clips]
+    sequence = cfg.model in SEQUENCE_MODELS
+    if sequence and not is_embedding_spec(cfg.features):
+        raise ValueError(
+            f"model {cfg.model!r} reads encoder frames: use it with --features whisper:tiny.en "
+            f"(got features {cfg.features!r})"
+        )
+    if cfg.train_views and not is_embedding_spec(cfg.features):
+        raise ValueError(
+            "training views (--train-view) are computed with encoder embeddings: use them with "
+            f"--features whisper:tiny.en (got features {cfg.features!r})"
+        )
+    pre = Preprocess(denoise=cfg.denoise)
     if is_embedding_spec(cfg.features):
+        emb = EmbeddingConfig.from_spec(cfg.features)
+        if sequence:
+            emb = EmbeddingConfig(emb.encoder, stats=FRAMES)
         feats = extract_embeddings(
-            paths,
-            EmbeddingConfig.from_spec(cfg.features),
-            Preprocess(denoise=cfg.denoise),
-            cache_dir=cache_dir() / "features",
-            progress=progress,
+            paths, emb, pre, cache_dir=cache_dir() / "features", progress=progress
         )
     else:
         feats = extract(
             paths,
             FeatureConfig(groups=cfg.features),
-            Preprocess(denoise=cfg.denoise),
+            pre,
             cache_dir=cache_dir() / "features",
             n_jobs=cfg.n_jobs,
             progress=progress,
         )
     ok = np.flatnonzero(feats.ok)
+    views = {}
+    for view in cfg.train_views:
+        vcfg = EmbeddingConfig(emb.encoder, stats=emb.stats, view=view)
+        vf = extract_embeddings(
+            [paths[i] for i in ok], vcfg, pre, cache_dir=cache_dir() / "features", progress=progress
+        )
+        X = np.empty(len(ok), dtype=object) if sequence else np.zeros_like(feats.X)
+        X[np.flatnonzero(vf.ok)] = vf.X
+        views[vcfg.view] = (X, vf.ok)
     return Dataset(
         clips=[kept.clips[i] for i in ok],
         X=feats.X,
@@ -149,13 +206,33 @@ def load_dataset(
         skipped=list(feats.errors),
         excluded=dict(excluded),
         problems=[(p.path, p.reason) for p in manifest.problems],
+        views=views,
     )
 
 
+def training_rows(
+    data: Dataset, train: np.ndarray, groups: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Features, labels and speakers of a training fold, plus its clips' augmented views
+    (only ever the fold's own clips: views never reach test data)."""
+    y = data.y
+    X, Y, G = [data.X[train]], [y[train]], [groups[train]]
+    for Xv, okv in data.views.values():
+        rows = train[okv[train]]
+        X.append(Xv[rows])
+        Y.append(y[rows])
+        G.append(groups[rows])
+    if len(X) == 1:
+        return X[0], Y[0], G[0]
+    return np.concatenate(X), np.concatenate(Y), np.concatenate(G)
+
+
 def _fit(cfg: ExperimentConfig, X: np.ndarray, y: np.ndarray, groups: np.ndarray, leaky: bool):
-    model = make_classical(cfg.model, seed=cfg.seed, probability=False)
+    model = make_model(cfg.model, seed=cfg.seed, probability=False)
     if not cfg.tune:
         return model.fit(X, y)
+    if cfg.model in SEQUENCE_MODELS:
+        raise ValueError(f"--tune has no grid for {cfg.model!r}; run it without --tune")
     from sklearn.model_selection import GridSearchCV, GroupKFold, StratifiedKFold
 
     grid = default_param_grid(cfg.model, probability=False)
@@ -192,7 +269,7 @@ def evaluate(
     predictions: list[dict] = []
     fold_ua = []
     for fold in split.folds:
-        model = _fit(cfg, data.X[fold.train], y[fold.train], speakers[fold.train], split.leaky)
+        model = _fit(cfg, *training_rows(data, np.asarray(fold.train), speakers), split.leaky)
         pred = model.predict(data.X[fold.test])
         fold_ua.append(score(y[fold.test], pred, data.labels)["ua"])
         for i, p in zip(fold.test, pred, strict=True):
@@ -217,6 +294,7 @@ def evaluate(
         leaky=split.leaky,
         folds=len(split.folds),
         fold_ua=fold_ua,
+        train_views=list(data.views),
         leakage=split.audit_summary(),
         skipped=len(data.skipped),
         excluded=data.excluded,

@@ -60,3 +60,24 @@ def corpora_root() -> Path:
 def cache_dir() -> Path:
     """``$EMOVOX_CACHE``, else ``~/.cache/emovox``."""
     return Path(os.environ.get("EMOVOX_CACHE", Path.home() / ".cache" / "emovox"))
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """Parse a TOML file; a missing or malformed file raises ``ValueError`` naming it."""
+    import sys
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        try:
+            import tomli as tomllib
+        except ImportError as exc:
+            raise ValueError("reading TOML on Python 3.10 needs `pip install tomli`") from exc
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"config file not found: {path}")
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{path}: not valid TOML ({exc})") from exc

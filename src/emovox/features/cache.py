@@ -69,6 +69,12 @@ def _atomic_write(path: Path, write) -> None:
         raise
 
 
+def _stored(x: np.ndarray) -> np.ndarray:
+    """float16 arrays (frame-level embeddings) stay float16; everything else is float32."""
+    x = np.asarray(x)
+    return x if x.dtype == np.float16 else x.astype(np.float32)
+
+
 class FeatureCache:
     """Feature vectors keyed by (file bytes, feature settings, preprocessing settings)."""
 
@@ -104,7 +110,7 @@ class FeatureCache:
             self.path(file_hash, config, pre),
             lambda fh: np.savez(
                 fh,
-                x=np.asarray(entry.vector, dtype=np.float32),
+                x=_stored(entry.vector),
                 content_hash=np.array(entry.content_hash),
                 duration=np.float64(entry.duration),
             ),

@@ -1,5 +1,6 @@
 """Classical classifiers (the paper's Table 2: KNN, LDA, SVM, RDA) plus a per-class GMM and a
-logistic regression (the head for frozen encoder embeddings).
+logistic regression (the head for frozen encoder embeddings), and the attentive head over
+encoder frames (:mod:`emovox.models.attentive`; :func:`make_model` builds any of them).
 
 :func:`make_classical` returns an *unfitted* ``Pipeline(StandardScaler -> estimator)``, so feature
 scaling is always learnt inside the training fold. :func:`default_param_grid` gives a small grid
@@ -30,12 +31,17 @@ __all__ = [
     "SCALER_STEP",
     "RDA",
     "GaussianMixtureClassifier",
+    "SEQUENCE_MODELS",
     "default_param_grid",
     "make_classical",
+    "make_model",
 ]
 
 #: Names accepted by :func:`make_classical`.
 CLASSICAL: frozenset[str] = frozenset({"knn", "lda", "svm", "rda", "gmm", "logreg"})
+
+#: Models that take frame sequences ``(n_layers, T, D)`` per clip instead of one vector.
+SEQUENCE_MODELS: frozenset[str] = frozenset({"attentive"})
 
 #: Step names of the pipeline built by :func:`make_classical`.
 SCALER_STEP = "scale"
@@ -45,13 +51,22 @@ CLF_STEP = "clf"
 _SVM_CALIBRATION_CV = 5
 
 
-def _check_name(name: str) -> str:
+def _check_name(name: str, known: frozenset[str] = CLASSICAL) -> str:
     key = str(name).strip().lower()
-    if key not in CLASSICAL:
-        raise ValueError(
-            f"unknown classical model {name!r}; valid names: {', '.join(sorted(CLASSICAL))}"
-        )
+    if key not in known:
+        raise ValueError(f"unknown model {name!r}; valid names: {', '.join(sorted(known))}")
     return key
+
+
+def make_model(name: str, seed: int = 0, probability: bool = True, **params: Any) -> Any:
+    """Any evaluable model by its CLI name: a :func:`make_classical` pipeline, or the
+    :class:`~emovox.models.attentive.AttentiveHead` for ``"attentive"`` (frame input)."""
+    key = _check_name(name, CLASSICAL | SEQUENCE_MODELS)
+    if key == "attentive":
+        from emovox.models.attentive import AttentiveHead
+
+        return AttentiveHead(seed=seed, **params)
+    return make_classical(key, seed=seed, probability=probability, **params)
 
 
 def _param_prefix(key: str, probability: bool = True) -> str:
