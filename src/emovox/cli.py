@@ -244,6 +244,39 @@ def evaluate(
         print(json.dumps(m))
 
 
+@app.command()
+def fuse(
+    runs: Annotated[list[Path], typer.Argument(help="Run folders (from evaluate or train).")],
+    weight: Annotated[
+        list[float] | None,
+        typer.Option(help="One weight per run, in order (repeat); default: equal weights."),
+    ] = None,
+    out_dir: Annotated[str, typer.Option("--out", help="Where the fused run goes.")] = "runs",
+    name: Annotated[str | None, typer.Option(help="Run folder name.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="End with the metrics as JSON.")] = False,
+) -> None:
+    """Late fusion: average the class probabilities of finished runs over the same clips and
+    folds (e.g. the Whisper head and the CNN), and score the result."""
+    from emovox.fusion import FusionError, fuse_runs
+    from emovox.reports import protocol_tag
+
+    try:
+        res = fuse_runs(runs, weight or None, out_dir=out_dir, name=name)
+    except FusionError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+    m = res.metrics | {"run_dir": str(res.run_dir)}
+    con = err if as_json else out
+    con.print(
+        f"fusion of {len(runs)} runs (weights {m['weights']}) — "
+        f"{protocol_tag(m['protocol'], m['leaky'])}, {m['folds']} folds, {m['n']} clips"
+    )
+    con.print(f"WA {m['wa']:.3f}  UA {m['ua']:.3f}  macro-F1 {m['macro_f1']:.3f}")
+    con.print(f"report: {m['run_dir']}")
+    if as_json:
+        print(json.dumps(m))
+
+
 def _table2(data, cfg) -> dict:
     from emovox.experiment import paper_and_honest
 

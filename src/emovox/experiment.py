@@ -227,6 +227,19 @@ def training_rows(
     return np.concatenate(X), np.concatenate(Y), np.concatenate(G)
 
 
+def class_probabilities(model, X: np.ndarray, labels: Sequence[str]) -> np.ndarray | None:
+    """``predict_proba`` columns in ``labels`` order (zeros for classes absent from training),
+    or None when the model gives no probabilities (the SVM as evaluation fits it)."""
+    if not hasattr(model, "predict_proba"):
+        return None
+    proba = model.predict_proba(X)
+    out = np.zeros((len(proba), len(labels)))
+    index = {lab: j for j, lab in enumerate(labels)}
+    for k, cls in enumerate(model.classes_):
+        out[:, index[cls]] = proba[:, k]
+    return out
+
+
 def _fit(cfg: ExperimentConfig, X: np.ndarray, y: np.ndarray, groups: np.ndarray, leaky: bool):
     model = make_model(cfg.model, seed=cfg.seed, probability=False)
     if not cfg.tune:
@@ -270,21 +283,26 @@ def evaluate(
     fold_ua = []
     for fold in split.folds:
         model = _fit(cfg, *training_rows(data, np.asarray(fold.train), speakers), split.leaky)
+        proba = class_probabilities(model, data.X[fold.test], data.labels)
         pred = model.predict(data.X[fold.test])
         fold_ua.append(score(y[fold.test], pred, data.labels)["ua"])
-        for i, p in zip(fold.test, pred, strict=True):
+        for row, (i, p) in enumerate(zip(fold.test, pred, strict=True)):
             c = data.clips[i]
-            predictions.append(
-                {
-                    "id": c.id,
-                    "corpus": c.corpus,
-                    "speaker": c.speaker,
-                    "fold": fold.name,
-                    "true": c.emotion,
-                    "pred": p,
-                    "path": c.path,
+            record = {
+                "id": c.id,
+                "corpus": c.corpus,
+                "speaker": c.speaker,
+                "fold": fold.name,
+                "true": c.emotion,
+                "pred": p,
+                "path": c.path,
+            }
+            if proba is not None:
+                record |= {
+                    f"p_{lab}": round(float(v), 4)
+                    for lab, v in zip(data.labels, proba[row], strict=True)
                 }
-            )
+            predictions.append(record)
     true = [p["true"] for p in predictions]
     metrics = score(true, [p["pred"] for p in predictions], data.labels)
     metrics.update(
