@@ -1,10 +1,21 @@
-"""Frozen Whisper encoder + logistic head, per corpus, merged and cross-corpus → docs/results.*.
+"""Frozen Whisper encoder + heads, per corpus, merged and cross-corpus → docs/results.*.
 
-Usage: python bench/whisper_results.py [--encoder tiny.en] [--setups ravdess,crema_d,four,cross]
+Usage: python bench/whisper_results.py [--encoder tiny.en] [--methods logreg,logreg+speed,...]
+                                        [--setups ravdess,crema_d,four,cross]
 
-Embeddings come from the cache (``emovox evaluate --features whisper:tiny.en`` fills it; the
-first run encodes all 12,162 clips, about 8 minutes on one core). Every row is
-speaker-independent; the ``random`` rows are the LEAKY reference.
+Methods (each a head over the same frozen encoder, all speaker-independent):
+  logreg         mean+std of every layer → logistic regression (the baseline)
+  logreg+speed   the same, trained also on speed-perturbed copies (0.9x, 1.1x) of the
+                 TRAINING clips (`--train-view`); test clips are never augmented
+  attentive      learned layer weights + attentive statistics pooling over frames
+  attentive+speed  the attentive head with the same training views
+  logreg+cnn     late fusion (`emovox fuse`, equal weights) of the logreg run with the log-mel
+                 CNN run on the same folds (CNN_RUNS: `emovox train` runs of
+                 configs/paper-model2.toml and configs/cnn-crema_d.toml)
+  logreg+speed+cnn  the same fusion with the logreg+speed run
+
+Embeddings come from the cache (the first run encodes all 12,162 clips, about 8 minutes on
+one core per view). The ``random`` rows are the LEAKY reference.
 """
 
 from __future__ import annotations
@@ -12,12 +23,26 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from pathlib import Path
 
 import results_db
 
 from emovox.experiment import ExperimentConfig, evaluate, load_dataset
+from emovox.fusion import fuse_runs
 from emovox.labels import label_set_name
 
+SPEED = ["speed:0.9", "speed:1.1"]
+METHODS = {  # name: (model, training views)
+    "logreg": ("logreg", []),
+    "logreg+speed": ("logreg", SPEED),
+    "attentive": ("attentive", []),
+    "attentive+speed": ("attentive", SPEED),
+}
+CNN_RUNS = {  # setup: the `emovox train` run of the log-mel CNN on the same folds
+    "four": "runs/paper-model2-speaker-kfold",  # configs/paper-model2.toml
+    "crema_d": "runs/cnn-crema_d-speaker-kfold",  # configs/cnn-crema_d.toml
+}
+FUSIONS = {"logreg+cnn": "logreg", "logreg+speed+cnn": "logreg+speed"}  # name: base method
 FOUR = ["ravdess", "tess", "savee", "crema_d"]
 SETUPS = {  # name: (corpora, labels, protocol, k, extra)
     "ravdess": (["ravdess"], "auto", "speaker-kfold", 6, {}),
@@ -35,10 +60,32 @@ for _t in FOUR:
     )
 
 
+def _row(name: str, m: dict, data_labels, protocol: str, test, wall: float, command: str) -> dict:
+    return {
+        "section": "Frozen Whisper encoder with a head (per corpus, merged, cross-corpus)",
+        "model": name,
+        "corpora": m["corpora"],
+        "labels": label_set_name(data_labels),
+        "protocol": protocol,
+        "leaky": m["leaky"],
+        "test": test,
+        "wa": m["wa"],
+        "ua": m["ua"],
+        "macro_f1": m["macro_f1"],
+        "per_class": m["per_class"],
+        "folds": m["folds"],
+        "n": m["n"],
+        "wall_s": round(wall, 2),
+        "hardware": results_db.hardware(),
+        "config": "bench/whisper_results.py",
+        "command": command,
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--encoder", default="tiny.en")
-    ap.add_argument("--model", default="logreg")
+    ap.add_argument("--methods", default="logreg,logreg+speed,attentive,logreg+cnn")
     ap.add_argument("--setups", default=",".join(SETUPS))
     ap.add_argument("--out", default="runs/whisper")
     ap.add_argument(
@@ -47,77 +94,125 @@ def main() -> None:
     args = ap.parse_args()
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     features = f"whisper:{args.encoder}"
-    name = f"whisper-{args.encoder}-{args.model}"
-    for setup in [] if args.render_only else args.setups.split(","):
-        corpora, labels, protocol, k, extra = SETUPS[setup]
-        cfg = ExperimentConfig(
-            model=args.model,
-            corpora=corpora,
-            labels=labels,
-            protocol=protocol,
-            k=k,
-            features=features,
-            out_dir=args.out,
-            name=f"{name}-{setup}",
-            **extra,
-        )
-        data = load_dataset(cfg, progress=False)
-        t0 = time.perf_counter()
-        m = evaluate(data, cfg).metrics
-        test = extra.get("test_corpora")
-        row = {
-            "section": "Frozen Whisper encoder (mean+std of every layer) with a logistic head",
-            "model": name,
-            "corpora": m["corpora"],
-            "labels": label_set_name(data.labels),
-            "protocol": protocol,
-            "leaky": m["leaky"],
-            "test": test,
-            "wa": m["wa"],
-            "ua": m["ua"],
-            "macro_f1": m["macro_f1"],
-            "per_class": m["per_class"],
-            "folds": m["folds"],
-            "n": m["n"],
-            "wall_s": round(time.perf_counter() - t0, 2),
-            "hardware": results_db.hardware(),
-            "config": "bench/whisper_results.py",
-            "command": f"emovox evaluate --model {args.model} --features {features} "
-            + " ".join(f"--corpus {c}" for c in corpora)
-            + f" --labels {labels} --protocol {protocol} --k {k}"
-            + "".join(f" --train-corpora {c}" for c in extra.get("train_corpora", []))
-            + "".join(f" --test-corpora {c}" for c in extra.get("test_corpora", [])),
-        }
-        results_db.upsert([row])
-        tag = "LEAKY" if m["leaky"] else "speaker-independent"
-        print(f"{setup:16s} {tag:20s} UA {m['ua']:.3f} WA {m['wa']:.3f} ({row['wall_s']:.0f} s)")
+    methods = [] if args.render_only else args.methods.split(",")
+    for method in methods:
+        if method in FUSIONS:
+            continue  # after the runs they fuse
+        model, views = METHODS[method]
+        name = f"whisper-{args.encoder}-{method}"
+        for setup in args.setups.split(","):
+            corpora, labels, protocol, k, extra = SETUPS[setup]
+            cfg = ExperimentConfig(
+                model=model,
+                corpora=corpora,
+                labels=labels,
+                protocol=protocol,
+                k=k,
+                features=features,
+                train_views=views,
+                out_dir=args.out,
+                name=f"{name}-{setup}",
+                **extra,
+            )
+            data = load_dataset(cfg, progress=False)
+            t0 = time.perf_counter()
+            m = evaluate(data, cfg).metrics
+            command = (
+                f"emovox evaluate --model {model} --features {features} "
+                + " ".join(f"--corpus {c}" for c in corpora)
+                + f" --labels {labels} --protocol {protocol} --k {k}"
+                + "".join(f" --train-view {v}" for v in views)
+                + "".join(f" --train-corpora {c}" for c in extra.get("train_corpora", []))
+                + "".join(f" --test-corpora {c}" for c in extra.get("test_corpora", []))
+            )
+            row = _row(
+                name,
+                m,
+                data.labels,
+                protocol,
+                extra.get("test_corpora"),
+                time.perf_counter() - t0,
+                command,
+            )
+            results_db.upsert([row])
+            _say(method, setup, m, row["wall_s"])
+    for method in methods:
+        if method not in FUSIONS:
+            continue
+        base = FUSIONS[method]
+        for setup in args.setups.split(","):
+            if setup not in CNN_RUNS:
+                continue
+            mine = Path(args.out) / f"whisper-{args.encoder}-{base}-{setup}"
+            cnn = Path(CNN_RUNS[setup])
+            if not (mine / "metrics.json").is_file() or not (cnn / "metrics.json").is_file():
+                print(f"{method} {setup}: skipped, needs {mine} and {cnn}", flush=True)
+                continue
+            corpora, labels, protocol, k, extra = SETUPS[setup]
+            t0 = time.perf_counter()
+            name = f"whisper-{args.encoder}-{method}"
+            m = fuse_runs([mine, cnn], out_dir=args.out, name=f"{name}-{setup}").metrics
+            row = _row(
+                name,
+                m,
+                tuple(m["labels"]),
+                protocol,
+                None,
+                time.perf_counter() - t0,
+                f"emovox fuse {mine} {cnn}",
+            )
+            results_db.upsert([row])
+            _say(method, setup, m, row["wall_s"])
     results_db.write_section(
-        results_db.ROOT / "docs" / "whisper.md", "whisper-results", whisper_table(name)
+        results_db.ROOT / "docs" / "whisper.md",
+        "whisper-results",
+        whisper_table(args.encoder),
+    )
+
+
+def _say(method: str, setup: str, m: dict, wall: float) -> None:
+    tag = "LEAKY" if m["leaky"] else "speaker-independent"
+    print(
+        f"{method:16s} {setup:16s} {tag:20s} UA {m['ua']:.3f} WA {m['wa']:.3f} ({wall:.0f} s)",
+        flush=True,
     )
 
 
 TARGETS = {"ravdess": 0.78, "crema_d": 0.74, "four": 0.74}  # issue 4's done-when
 
 
-def whisper_table(model: str) -> str:
-    """The rows of ``model`` in docs/results.json as the table in docs/whisper.md."""
-    rows = [r for r in results_db.load() if r["model"] == model]
+def whisper_table(encoder: str) -> str:
+    """Every method's rows in docs/results.json as one table (setups x methods)."""
+    rows = results_db.load()
+    names = [f"whisper-{encoder}-{m}" for m in [*METHODS, *FUSIONS]]
+    present = [n for n in names if any(r["model"] == n for r in rows)]
+    short = [n.removeprefix(f"whisper-{encoder}-") for n in present]
     lines = [
-        f"`{model}`, from `docs/results.json` (`python bench/whisper_results.py`):",
+        f"UA % of each head over the frozen `{encoder}` encoder, from `docs/results.json` "
+        "(`python bench/whisper_results.py`); – = not run:",
         "",
-        "| setup | labels | protocol | UA % | target % |",
-        "|---|---|---|---|---|",
+        "| setup | labels | protocol | " + " | ".join(f"`{s}`" for s in short) + " | target |",
+        "|---|---|---|" + "---|" * len(short) + "---|",
     ]
     for setup, (corpora, _labels, protocol, _k, extra) in SETUPS.items():
-        r = results_db.find(
-            rows, corpora=corpora, protocol=protocol, test=extra.get("test_corpora")
-        )
-        if r is None:
+        found = [
+            results_db.find(
+                [r for r in rows if r["model"] == n],
+                corpora=corpora,
+                protocol=protocol,
+                test=extra.get("test_corpora"),
+            )
+            for n in present
+        ]
+        first = next((r for r in found if r is not None), None)
+        if first is None:
             continue
         target = TARGETS.get(setup)
+        cells = ["–" if r is None else f"{100 * r['ua']:.1f}" for r in found]
         lines.append(
-            f"| {setup} | {r['labels']} | {results_db._proto(r)} | {100 * r['ua']:.1f} | "
-            f"{'–' if target is None else f'{100 * target:.0f}'} |"
+            f"| {setup} | {first['labels']} | {results_db._proto(first)} | "
+            + " | ".join(cells)
+            + f" | {'–' if target is None else f'{100 * target:.0f}'} |"
         )
     return "\n".join(lines)
 

@@ -277,6 +277,19 @@ def test_lr_schedules():
     assert max(c) == pytest.approx(1.0) and c[-1] < 1e-2
 
 
+def test_band_norm_removes_a_fixed_spectral_tilt():
+    rng = np.random.default_rng(0)
+    S = rng.standard_normal((16, 50)).astype(np.float32) * 5 - 40
+    tilt = np.linspace(0, 30, 16, dtype=np.float32)[:, None]  # a channel/speaker colouring
+    a, b = train_mod.standardize(S, None, "band"), train_mod.standardize(S + tilt, None, "band")
+    np.testing.assert_allclose(a, b, atol=1e-4)
+    assert np.abs(a.mean(1)).max() < 1e-4
+    c, d = train_mod.standardize(S, None), train_mod.standardize(S + tilt, None)  # clip norm
+    assert np.abs(c - d).max() > 0.5
+    with pytest.raises(ValueError, match="norm"):
+        TrainConfig(norm="frame")
+
+
 def test_config_json_roundtrip():
     cfg = replace(FAST, eval_window=None, layer_decay=0.3)
     assert TrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg

@@ -257,3 +257,11 @@ def test_evaluate_with_views_and_attentive_end_to_end(
     assert data.X.dtype == object and data.X[0].ndim == 3
     m = evaluate(data, att, write=False).metrics
     assert m["n"] == len(data.clips) and 0.0 <= m["ua"] <= 1.0
+
+
+@pytest.mark.parametrize("name", ["whisper-ravdess", "whisper-crema_d", "whisper-four"])
+def test_shipped_whisper_configs_load(name: str) -> None:
+    root = Path(__file__).resolve().parents[1]
+    cfg = load_experiment_config(root / "configs" / f"{name}.toml")
+    assert cfg.features.startswith("whisper:") and cfg.protocol == "speaker-kfold"
+    assert all(check_view(v) == v for v in cfg.train_views)

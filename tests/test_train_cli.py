@@ -207,3 +207,11 @@ def test_validation_speakers_come_per_corpus_from_training_only():
     assert not set(fold.val) & set(fold.test) and not set(fold.val) & set(fold.train)
     assert set(fold.val) | set(fold.train) == set(train)
     assert {speakers[i] for i in fold.train} >= {"big:1"}
+
+
+def test_train_cross_corpus_options_reach_the_split(ravdess_tree, tmp_path):
+    cfg, out = write_config(tmp_path), tmp_path / "runs"
+    args = ["--protocol", "cross-corpus", "--train-corpora", "ravdess", "--test-corpora", "tess"]
+    res = runner.invoke(app, train_args(cfg, ravdess_tree, out, *args))
+    assert res.exit_code == 2
+    assert "tess" in res.output  # the held-out corpus named on the command line is looked for

@@ -401,6 +401,12 @@ def train(
     folds: Annotated[
         int | None, typer.Option(help="Run only the first N folds (e.g. 1 for a quick figure).")
     ] = None,
+    train_corpora: Annotated[
+        list[str] | None, typer.Option(help="For --protocol cross-corpus: training corpora.")
+    ] = None,
+    test_corpora: Annotated[
+        list[str] | None, typer.Option(help="For --protocol cross-corpus: the held-out corpus.")
+    ] = None,
     epochs: Annotated[int | None, typer.Option(help="Override [train] epochs.")] = None,
     resume: Annotated[
         bool,
@@ -429,6 +435,8 @@ def train(
     overrides = {
         "protocol": protocol,
         "folds": folds,
+        "train_corpora": _split_list(train_corpora) or None,
+        "test_corpora": _split_list(test_corpora) or None,
         "epochs": epochs,
         "device": device,
         "threads": threads,

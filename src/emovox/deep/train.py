@@ -80,6 +80,7 @@ class TrainConfig:
     n_fft: int = 400
     hop: int = 160
     top_db: float | None = 80.0  # per-segment floor below the peak before standardising
+    norm: str = "clip"  # "clip": one mean/std per segment; "band": each mel band's own mean
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     seed: int = 0
     threads: int = 2
@@ -100,6 +101,8 @@ class TrainConfig:
             raise ValueError("crop_seconds and eval_window must be positive")
         if self.eval_hop <= 0:
             raise ValueError("eval_hop must be positive")
+        if self.norm not in ("clip", "band"):
+            raise ValueError(f"norm must be 'clip' or 'band', got {self.norm!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -120,11 +123,18 @@ def default_feature_fn(cfg: TrainConfig) -> FeatureFn:
     return partial(log_mel, sr=cfg.sample_rate, n_mels=cfg.n_mels, n_fft=cfg.n_fft, hop=cfg.hop)
 
 
-def standardize(S: np.ndarray, top_db: float | None = 80.0) -> np.ndarray:
-    """Floor at ``top_db`` below the peak, then zero mean and unit variance (float32)."""
+def standardize(S: np.ndarray, top_db: float | None = 80.0, norm: str = "clip") -> np.ndarray:
+    """Floor at ``top_db`` below the peak, then zero mean and unit variance (float32).
+
+    ``norm="band"`` removes each mel band's own mean over time first (cepstral mean
+    normalisation on the spectrogram: a speaker's or channel's fixed spectral tilt goes away).
+    """
     S = np.asarray(S, dtype=np.float32)
     if top_db is not None:
         S = np.maximum(S, S.max() - np.float32(top_db))
+    if norm == "band":
+        S = S - S.mean(axis=1, keepdims=True)
+        return (S / (S.std() + 1e-5)).astype(np.float32)
     return ((S - S.mean()) / (S.std() + 1e-5)).astype(np.float32)
 
 
@@ -210,7 +220,7 @@ class ClipDataset(Dataset):
             assert self.augment_cfg is not None
             y = _random_crop(y, int(n * 1.25), rng, pad=False)  # room for speed-up
             y = augment_waveform(y, cfg.sample_rate, rng, self.augment_cfg, self.babble_pool)
-        S = standardize(self.feature_fn(_random_crop(y, n, rng, pad=True)), cfg.top_db)
+        S = standardize(self.feature_fn(_random_crop(y, n, rng, pad=True)), cfg.top_db, cfg.norm)
         if self.augment:
             assert self.augment_cfg is not None
             S = augment_spectrogram(S, rng, self.augment_cfg)
@@ -221,16 +231,16 @@ class ClipDataset(Dataset):
         win_s = cfg.crop_seconds if cfg.eval_window is None else cfg.eval_window
         full = self.feature_fn(_center_pad(y, _samples(win_s, cfg.sample_rate)))
         if cfg.eval_window is None:
-            return standardize(full, cfg.top_db)[None]
+            return standardize(full, cfg.top_db, cfg.norm)[None]
         w = 1 + _samples(cfg.eval_window, cfg.sample_rate) // cfg.hop
         step = max(1, int(round(cfg.eval_hop * cfg.sample_rate / cfg.hop)))
         T = full.shape[-1]
         if T <= w:
-            return standardize(full, cfg.top_db)[None]
+            return standardize(full, cfg.top_db, cfg.norm)[None]
         starts = list(range(0, T - w + 1, step))
         if starts[-1] != T - w:
             starts.append(T - w)
-        return np.stack([standardize(full[:, s : s + w], cfg.top_db) for s in starts])
+        return np.stack([standardize(full[:, s : s + w], cfg.top_db, cfg.norm) for s in starts])
 
 
 def _collate(items: list[tuple[np.ndarray, int]]) -> tuple[torch.Tensor, torch.Tensor]:
