@@ -63,6 +63,8 @@ def _proto(r: dict) -> str:
     p = r["protocol"]
     if r.get("test"):
         p += " → " + ", ".join(r["test"])
+    if r.get("adapt") not in (None, "none"):
+        p += f" (adapted per {r['adapt']})"
     if r.get("folds_total") and r.get("folds") != r.get("folds_total"):
         p += f" ({r['folds']} of {r['folds_total']} folds)"
     return f"{p} **LEAKY**" if r["leaky"] else p

@@ -9,6 +9,10 @@ Methods (each a head over the same frozen encoder, all speaker-independent):
                  TRAINING clips (`--train-view`); test clips are never augmented
   attentive      learned layer weights + attentive statistics pooling over frames
   attentive+speed  the attentive head with the same training views
+  logreg+speaker-norm  features standardised per speaker before the head (`--adapt speaker`):
+                 no labels, but UNLABELED CLIPS OF EACH TEST SPEAKER are used (transductive)
+  logreg+corpus-norm   the same per corpus (`--adapt corpus`): needs a batch of unlabeled
+                 clips from the target collection
   logreg+cnn     late fusion (`emovox fuse`, equal weights) of the logreg run with the log-mel
                  CNN run on the same folds (CNN_RUNS: `emovox train` runs of
                  configs/paper-model2.toml and configs/cnn-crema_d.toml)
@@ -32,16 +36,27 @@ from emovox.fusion import fuse_runs
 from emovox.labels import label_set_name
 
 SPEED = ["speed:0.9", "speed:1.1"]
-METHODS = {  # name: (model, training views)
-    "logreg": ("logreg", []),
-    "logreg+speed": ("logreg", SPEED),
-    "attentive": ("attentive", []),
-    "attentive+speed": ("attentive", SPEED),
+METHODS = {  # name: (model, training views, adaptation)
+    "logreg": ("logreg", [], "none"),
+    "logreg+speed": ("logreg", SPEED, "none"),
+    "attentive": ("attentive", [], "none"),
+    "attentive+speed": ("attentive", SPEED, "none"),
+    "logreg+speaker-norm": ("logreg", [], "speaker"),
+    "logreg+corpus-norm": ("logreg", [], "corpus"),
 }
 CNN_RUNS = {  # setup: the `emovox train` run of the log-mel CNN on the same folds
     "four": "runs/paper-model2-speaker-kfold",  # configs/paper-model2.toml
     "crema_d": "runs/cnn-crema_d-speaker-kfold",  # configs/cnn-crema_d.toml
 }
+for _t in [
+    "ravdess",
+    "tess",
+    "savee",
+    "crema_d",
+]:  # emovox train --config configs/paper-model2.toml
+    # --protocol cross-corpus --train-corpora <the other three> --test-corpora _t
+    # --name paper-model2-cross-_t
+    CNN_RUNS[f"cross-{_t}"] = f"runs/paper-model2-cross-{_t}-cross-corpus"
 FUSIONS = {"logreg+cnn": "logreg", "logreg+speed+cnn": "logreg+speed"}  # name: base method
 FOUR = ["ravdess", "tess", "savee", "crema_d"]
 SETUPS = {  # name: (corpora, labels, protocol, k, extra)
@@ -79,6 +94,8 @@ def _row(name: str, m: dict, data_labels, protocol: str, test, wall: float, comm
         "hardware": results_db.hardware(),
         "config": "bench/whisper_results.py",
         "command": command,
+        "train_views": m.get("train_views", []),
+        "adapt": m.get("adapt", "none"),
     }
 
 
@@ -98,7 +115,7 @@ def main() -> None:
     for method in methods:
         if method in FUSIONS:
             continue  # after the runs they fuse
-        model, views = METHODS[method]
+        model, views, adapt = METHODS[method]
         name = f"whisper-{args.encoder}-{method}"
         for setup in args.setups.split(","):
             corpora, labels, protocol, k, extra = SETUPS[setup]
@@ -110,6 +127,7 @@ def main() -> None:
                 k=k,
                 features=features,
                 train_views=views,
+                adapt=adapt,
                 out_dir=args.out,
                 name=f"{name}-{setup}",
                 **extra,
@@ -122,6 +140,7 @@ def main() -> None:
                 + " ".join(f"--corpus {c}" for c in corpora)
                 + f" --labels {labels} --protocol {protocol} --k {k}"
                 + "".join(f" --train-view {v}" for v in views)
+                + (f" --adapt {adapt}" if adapt != "none" else "")
                 + "".join(f" --train-corpora {c}" for c in extra.get("train_corpora", []))
                 + "".join(f" --test-corpora {c}" for c in extra.get("test_corpora", []))
             )
@@ -157,7 +176,7 @@ def main() -> None:
                 m,
                 tuple(m["labels"]),
                 protocol,
-                None,
+                extra.get("test_corpora"),
                 time.perf_counter() - t0,
                 f"emovox fuse {mine} {cnn}",
             )

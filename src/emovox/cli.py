@@ -170,6 +170,13 @@ def evaluate(
             "repeatable): speed:0.9, pitch:-2, noise:pink:15, reverb:0.4."
         ),
     ] = None,
+    adapt: Annotated[
+        str | None,
+        typer.Option(
+            help="none (default), speaker or corpus: standardise features per speaker/corpus "
+            "first. Uses no labels but does use unlabeled clips of each TEST speaker/corpus."
+        ),
+    ] = None,
     config: Annotated[
         Path | None,
         typer.Option(
@@ -185,7 +192,7 @@ def evaluate(
     """Evaluate a classical model or a frozen-encoder head; speaker-independent unless
     --protocol random (LEAKY)."""
     from emovox.experiment import evaluate as run_eval
-    from emovox.reports import protocol_tag
+    from emovox.reports import adaptation_note, protocol_tag
     from emovox.splits import ProtocolError
 
     given = dict(
@@ -202,6 +209,7 @@ def evaluate(
         denoise=denoise,
         features=features,
         train_views=_split_list(train_view) or None,
+        adapt=adapt,
         out_dir=out_dir,
         name=name,
         root=root,
@@ -239,6 +247,8 @@ def evaluate(
             "[bold red]LEAKY[/]: the same speakers and sentences are on both sides of the "
             "split; run with --protocol speaker-kfold for the honest figure."
         )
+    if adaptation_note(m.get("adapt")):
+        con.print(f"[yellow]{adaptation_note(m.get('adapt'))}[/]")
     con.print(f"report: {m['run_dir']}")
     if as_json:
         print(json.dumps(m))

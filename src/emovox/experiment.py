@@ -52,6 +52,7 @@ class ExperimentConfig:
     tune: bool = False
     denoise: bool = False  # spectral-gating noise reduction before features
     train_views: list[str] = field(default_factory=list)  # e.g. ["speed:0.9"]: training rows only
+    adapt: str = "none"  # "speaker" | "corpus": standardise features per group (no labels used)
     n_jobs: int = -1
     name: str | None = None
     out_dir: str = "runs"
@@ -259,11 +260,38 @@ def _fit(cfg: ExperimentConfig, X: np.ndarray, y: np.ndarray, groups: np.ndarray
     return search.fit(X, y, groups=groups).best_estimator_
 
 
+def adapt_features(data: Dataset, how: str) -> Dataset:
+    """``data`` with features (and training views) standardised per speaker or per corpus
+    (:mod:`emovox.adaptation`); ``how="none"`` returns ``data`` itself."""
+    from dataclasses import replace
+
+    from emovox.adaptation import ADAPT_CHOICES, standardize_by_group
+
+    if how not in ADAPT_CHOICES:
+        raise ValueError(f"adapt must be one of {', '.join(ADAPT_CHOICES)}, got {how!r}")
+    if how == "none":
+        return data
+    if data.X.dtype == object:
+        raise ValueError(f"adapt={how!r} works on pooled features, not on frame sequences")
+    groups = data.column(how)
+    views = {}
+    for name, (Xv, okv) in data.views.items():
+        Xa = np.zeros_like(Xv)
+        Xa[okv] = standardize_by_group(Xv[okv], [g for g, o in zip(groups, okv, strict=True) if o])
+        views[name] = (Xa, okv)
+    return replace(data, X=standardize_by_group(data.X, groups), views=views)
+
+
 def evaluate(
     data: Dataset, cfg: ExperimentConfig, write: bool = True, progress: bool = False
 ) -> Result:
-    """Fit the configured classical model on each training fold and score the pooled predictions."""
+    """Fit the configured classical model on each training fold and score the pooled predictions.
+
+    With ``cfg.adapt`` set, features are first standardised per speaker or corpus using every
+    clip's features but no labels (:func:`adapt_features`); the metrics say so.
+    """
     t0 = time.perf_counter()
+    data = adapt_features(data, cfg.adapt)
     y = data.y
     speakers = np.array(data.column("speaker"), dtype=object)
     split = make_split(
@@ -313,6 +341,7 @@ def evaluate(
         folds=len(split.folds),
         fold_ua=fold_ua,
         train_views=list(data.views),
+        adapt=cfg.adapt,
         leakage=split.audit_summary(),
         skipped=len(data.skipped),
         excluded=data.excluded,

@@ -38,6 +38,7 @@ class RunPredictions:
     proba: np.ndarray
     leaky: bool
     protocol: str
+    adapt: str = "none"
 
 
 def read_run(run_dir: str | Path) -> RunPredictions:
@@ -72,6 +73,7 @@ def read_run(run_dir: str | Path) -> RunPredictions:
         proba,
         bool(metrics.get("leaky", False)),
         str(metrics.get("protocol", "unknown")),
+        str(metrics.get("adapt") or "none"),
     )
 
 
@@ -143,6 +145,7 @@ def fuse_runs(
     metrics.update(
         model="fusion",
         protocol=base.protocol,
+        adapt="+".join(sorted({r.adapt for r in runs} - {"none"})) or "none",
         sources=[str(r.run_dir) for r in runs],
         weights=[round(float(x), 4) for x in w],
         corpora=sorted({r["corpus"] for r in predictions if r.get("corpus")}),

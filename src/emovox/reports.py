@@ -85,7 +85,24 @@ def summary_text(config: dict, metrics: dict) -> str:
             "LEAKY: speakers, sentences (and identical recordings) appear on both sides of the "
             "split, so this score overstates accuracy on unseen speakers.",
         ]
+    note = adaptation_note(metrics.get("adapt"))
+    if note:
+        lines += ["", note]
+    if metrics.get("train_views"):
+        lines += ["", f"Training views (training clips only): {', '.join(metrics['train_views'])}."]
     return "\n".join(lines) + "\n"
+
+
+def adaptation_note(adapt: str | None) -> str:
+    """What a per-speaker / per-corpus standardised score assumes ('' when none was used)."""
+    if not adapt or adapt == "none":
+        return ""
+    return (
+        f"ADAPTED per {adapt}: features were standardised with the statistics of each {adapt}'s "
+        f"own clips, test {adapt}s included (no labels used). The score assumes several "
+        f"unlabeled recordings of each {adapt} at use time; acted corpora give every speaker "
+        "every emotion in similar amounts, the best case for this normalisation."
+    )
 
 
 def write_run(
