@@ -15,8 +15,7 @@ Methods (each a head over the same frozen encoder, all speaker-independent):
                  clips from the target collection
   logreg+cnn     late fusion (`emovox fuse`, equal weights) of the logreg run with the log-mel
                  CNN run on the same folds (CNN_RUNS: `emovox train` runs of
-                 configs/paper-model2.toml and configs/cnn-crema_d.toml)
-  logreg+speed+cnn  the same fusion with the logreg+speed run
+                 configs/paper-model2.toml, cnn-crema_d.toml, cnn-ravdess.toml)
 
 Embeddings come from the cache (the first run encodes all 12,162 clips, about 8 minutes on
 one core per view). The ``random`` rows are the LEAKY reference.
@@ -47,6 +46,7 @@ METHODS = {  # name: (model, training views, adaptation)
 CNN_RUNS = {  # setup: the `emovox train` run of the log-mel CNN on the same folds
     "four": "runs/paper-model2-speaker-kfold",  # configs/paper-model2.toml
     "crema_d": "runs/cnn-crema_d-speaker-kfold",  # configs/cnn-crema_d.toml
+    "ravdess": "runs/cnn-ravdess-speaker-kfold",  # configs/cnn-ravdess.toml
 }
 for _t in [
     "ravdess",
@@ -57,7 +57,7 @@ for _t in [
     # --protocol cross-corpus --train-corpora <the other three> --test-corpora _t
     # --name paper-model2-cross-_t
     CNN_RUNS[f"cross-{_t}"] = f"runs/paper-model2-cross-{_t}-cross-corpus"
-FUSIONS = {"logreg+cnn": "logreg", "logreg+speed+cnn": "logreg+speed"}  # name: base method
+FUSIONS = {"logreg+cnn": "logreg"}  # name: the method whose runs are fused with the CNN's
 FOUR = ["ravdess", "tess", "savee", "crema_d"]
 SETUPS = {  # name: (corpora, labels, protocol, k, extra)
     "ravdess": (["ravdess"], "auto", "speaker-kfold", 6, {}),
@@ -191,6 +191,8 @@ def main() -> None:
 
 def _say(method: str, setup: str, m: dict, wall: float) -> None:
     tag = "LEAKY" if m["leaky"] else "speaker-independent"
+    if m.get("adapt") not in (None, "none"):
+        tag += f", ADAPTED/{m['adapt']}"
     print(
         f"{method:16s} {setup:16s} {tag:20s} UA {m['ua']:.3f} WA {m['wa']:.3f} ({wall:.0f} s)",
         flush=True,
@@ -233,6 +235,14 @@ def whisper_table(encoder: str) -> str:
             + " | ".join(cells)
             + f" | {'–' if target is None else f'{100 * target:.0f}'} |"
         )
+    lines += [
+        "",
+        "`*-norm` columns are **ADAPTED** (`--adapt speaker|corpus`): features standardised with "
+        "the statistics of each test speaker's (corpus's) own unlabeled clips; see "
+        "[protocols.md](protocols.md#training-views-and-adaptation-opt-in-marked). "
+        "`logreg+cnn` fuses the `logreg` run with the log-mel CNN's run on the same folds "
+        "(`emovox fuse`, equal weights).",
+    ]
     return "\n".join(lines)
 
 
