@@ -249,6 +249,7 @@ def test_evaluate_with_views_and_attentive_end_to_end(
         assert not np.allclose(X, data.X)
     m = evaluate(data, cfg, write=False).metrics
     assert m["train_views"] == ["speed:0.9", "noise:pink:20"]
+    assert m["train_view_failures"] == {"speed:0.9": 0, "noise:pink:20": 0}
     assert m["n"] == len(data.clips)  # test rows: the original clips only, once each
     att = ExperimentConfig(
         model="attentive", roots=[str(ravdess_tree)], k=3, features=f"whisper:{encoder_path}"

@@ -231,7 +231,7 @@ def evaluate(
         cfg.corpora = cfg.train_corpora + cfg.test_corpora
     data = _load(cfg, as_json)
     try:
-        res = run_eval(data, cfg)
+        res = run_eval(data, cfg, progress=not as_json)
     except (ProtocolError, ValueError) as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from exc

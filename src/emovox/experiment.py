@@ -26,6 +26,7 @@ from emovox.labels import LABEL_SETS, label_set
 from emovox.manifest import Clip, Manifest
 from emovox.metrics import score
 from emovox.models import SEQUENCE_MODELS, default_param_grid, make_model
+from emovox.progress import progress_bar
 from emovox.reports import write_run
 from emovox.splits import Split, make_split
 
@@ -282,6 +283,40 @@ def adapt_features(data: Dataset, how: str) -> Dataset:
     return replace(data, X=standardize_by_group(data.X, groups), views=views)
 
 
+def _score_fold(
+    cfg: ExperimentConfig,
+    data: Dataset,
+    fold,
+    speakers: np.ndarray,
+    leaky: bool,
+    predictions: list[dict],
+    fold_ua: list[float],
+) -> None:
+    """Fit on one fold's training rows, predict its test clips, append rows and the fold UA."""
+    y = data.y
+    model = _fit(cfg, *training_rows(data, np.asarray(fold.train), speakers), leaky)
+    proba = class_probabilities(model, data.X[fold.test], data.labels)
+    pred = model.predict(data.X[fold.test])
+    fold_ua.append(score(y[fold.test], pred, data.labels)["ua"])
+    for row, (i, p) in enumerate(zip(fold.test, pred, strict=True)):
+        c = data.clips[i]
+        record = {
+            "id": c.id,
+            "corpus": c.corpus,
+            "speaker": c.speaker,
+            "fold": fold.name,
+            "true": c.emotion,
+            "pred": p,
+            "path": c.path,
+        }
+        if proba is not None:
+            record |= {
+                f"p_{lab}": round(float(v), 4)
+                for lab, v in zip(data.labels, proba[row], strict=True)
+            }
+        predictions.append(record)
+
+
 def evaluate(
     data: Dataset, cfg: ExperimentConfig, write: bool = True, progress: bool = False
 ) -> Result:
@@ -309,28 +344,12 @@ def evaluate(
     )
     predictions: list[dict] = []
     fold_ua = []
-    for fold in split.folds:
-        model = _fit(cfg, *training_rows(data, np.asarray(fold.train), speakers), split.leaky)
-        proba = class_probabilities(model, data.X[fold.test], data.labels)
-        pred = model.predict(data.X[fold.test])
-        fold_ua.append(score(y[fold.test], pred, data.labels)["ua"])
-        for row, (i, p) in enumerate(zip(fold.test, pred, strict=True)):
-            c = data.clips[i]
-            record = {
-                "id": c.id,
-                "corpus": c.corpus,
-                "speaker": c.speaker,
-                "fold": fold.name,
-                "true": c.emotion,
-                "pred": p,
-                "path": c.path,
-            }
-            if proba is not None:
-                record |= {
-                    f"p_{lab}": round(float(v), 4)
-                    for lab, v in zip(data.labels, proba[row], strict=True)
-                }
-            predictions.append(record)
+    bar = progress_bar(progress)
+    task = bar.add_task(f"{cfg.model}: folds", total=len(split.folds))
+    with bar:
+        for fold in split.folds:
+            _score_fold(cfg, data, fold, speakers, split.leaky, predictions, fold_ua)
+            bar.advance(task)
     true = [p["true"] for p in predictions]
     metrics = score(true, [p["pred"] for p in predictions], data.labels)
     metrics.update(
@@ -341,6 +360,7 @@ def evaluate(
         folds=len(split.folds),
         fold_ua=fold_ua,
         train_views=list(data.views),
+        train_view_failures={v: int((~ok).sum()) for v, (_, ok) in data.views.items()},
         adapt=cfg.adapt,
         leakage=split.audit_summary(),
         skipped=len(data.skipped),
