@@ -29,15 +29,23 @@ def emotional_tone(emotion_index: int, speaker: int, take: int, sr: int = 16000)
     return (0.3 * y / np.max(np.abs(y)) + 0.003 * rng.standard_normal(len(t))).astype(np.float32)
 
 
-@pytest.fixture
-def ravdess_tree(tmp_path) -> Path:
-    """A tiny RAVDESS-layout corpus: 6 actors x 4 emotions x 2 statements, synthetic audio."""
-    root = tmp_path / "corpora" / "ravdess" / "Audio_Speech_Actors_01-24"
+def write_ravdess_tree(base: Path, repetitions: int = 1) -> Path:
+    """A tiny RAVDESS-layout corpus under ``base/corpora``: 6 actors x 4 emotions x 2 statements
+    x ``repetitions`` takes of synthetic audio; returns the corpora folder."""
+    root = base / "corpora" / "ravdess" / "Audio_Speech_Actors_01-24"
     for actor in range(1, 7):
         d = root / f"Actor_{actor:02d}"
         d.mkdir(parents=True)
         for ei, code in enumerate(["01", "03", "04", "05"]):  # neutral happy sad angry
             for stmt in (1, 2):
-                name = f"03-01-{code}-01-{stmt:02d}-01-{actor:02d}.wav"
-                sf.write(d / name, emotional_tone(ei, actor, stmt), 16000)
-    return tmp_path / "corpora"
+                for rep in range(1, repetitions + 1):
+                    name = f"03-01-{code}-01-{stmt:02d}-{rep:02d}-{actor:02d}.wav"
+                    take = (stmt - 1) * repetitions + rep
+                    sf.write(d / name, emotional_tone(ei, actor, take), 16000)
+    return base / "corpora"
+
+
+@pytest.fixture
+def ravdess_tree(tmp_path) -> Path:
+    """A tiny RAVDESS-layout corpus: 6 actors x 4 emotions x 2 statements, synthetic audio."""
+    return write_ravdess_tree(tmp_path)

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
-from conftest import emotional_tone
+from conftest import write_ravdess_tree
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 torch = pytest.importorskip("torch", reason="DDP training needs PyTorch (emovox[deep])")
@@ -78,16 +77,7 @@ def _free_port() -> int:
 @pytest.fixture
 def corpus(tmp_path) -> Path:
     """RAVDESS layout, 6 actors x 4 emotions x 2 statements x 2 takes of synthetic audio."""
-    root = tmp_path / "corpora" / "ravdess" / "Audio_Speech_Actors_01-24"
-    for actor in range(1, 7):
-        d = root / f"Actor_{actor:02d}"
-        d.mkdir(parents=True)
-        for ei, code in enumerate(["01", "03", "04", "05"]):  # neutral happy sad angry
-            for stmt in (1, 2):
-                for rep in (1, 2):
-                    name = f"03-01-{code}-01-{stmt:02d}-{rep:02d}-{actor:02d}.wav"
-                    sf.write(d / name, emotional_tone(ei, actor, 2 * stmt + rep - 3), 16000)
-    return tmp_path / "corpora"
+    return write_ravdess_tree(tmp_path, repetitions=2)
 
 
 def test_two_process_ddp_matches_one_process(corpus, tmp_path):
