@@ -113,6 +113,8 @@ COMPARE = [  # (label, model, corpora, protocol, test): the rows docs/deep-model
     ("Model 1: ResNet-34", "resnet34", ["ravdess", "tess"], "speaker-kfold", None),
     ("Model 1: ResNet-34", "resnet34", ["ravdess", "tess"], "random", None),
     ("CNN (Model 2 config), CREMA-D alone", "cnn", ["crema_d"], "speaker-kfold", None),
+    ("CNN (Model 2 config), RAVDESS alone", "cnn", ["ravdess"], "speaker-kfold", None),
+    ("SVM, hand-made features", "svm", ["ravdess"], "speaker-kfold", None),
     *[
         ("Model 2: CNN, trained on the other three", "cnn", FOUR, "cross-corpus", [t])
         for t in ("ravdess", "tess", "savee", "crema_d")
