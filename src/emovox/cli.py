@@ -192,7 +192,6 @@ def evaluate(
     """Evaluate a classical model or a frozen-encoder head; speaker-independent unless
     --protocol random (LEAKY)."""
     from emovox.experiment import evaluate as run_eval
-    from emovox.reports import adaptation_note, protocol_tag
     from emovox.splits import ProtocolError
 
     given = dict(
@@ -236,10 +235,17 @@ def evaluate(
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from exc
     m = res.metrics | {"run_dir": str(res.run_dir)}
+    _print_scores(m, f"{m['model']} on {', '.join(m['corpora'])}", as_json)
+
+
+def _print_scores(m: dict, headline: str, as_json: bool) -> None:
+    """A finished run's scores, its LEAKY / ADAPTED notes and where its report is."""
+    from emovox.reports import adaptation_note, protocol_tag
+
     con = err if as_json else out
     con.print(
-        f"{m['model']} on {', '.join(m['corpora'])} — {protocol_tag(m['protocol'], m['leaky'])}"
-        f", {m['folds']} folds, {m['n']} clips"
+        f"{headline} — {protocol_tag(m['protocol'], m['leaky'])}, {m['folds']} folds, "
+        f"{m['n']} clips"
     )
     con.print(f"WA {m['wa']:.3f}  UA {m['ua']:.3f}  macro-F1 {m['macro_f1']:.3f}")
     if m["leaky"]:
@@ -268,7 +274,6 @@ def fuse(
     """Late fusion: average the class probabilities of finished runs over the same clips and
     folds (e.g. the Whisper head and the CNN), and score the result."""
     from emovox.fusion import FusionError, fuse_runs
-    from emovox.reports import protocol_tag
 
     try:
         res = fuse_runs(runs, weight or None, out_dir=out_dir, name=name)
@@ -276,15 +281,7 @@ def fuse(
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from exc
     m = res.metrics | {"run_dir": str(res.run_dir)}
-    con = err if as_json else out
-    con.print(
-        f"fusion of {len(runs)} runs (weights {m['weights']}) — "
-        f"{protocol_tag(m['protocol'], m['leaky'])}, {m['folds']} folds, {m['n']} clips"
-    )
-    con.print(f"WA {m['wa']:.3f}  UA {m['ua']:.3f}  macro-F1 {m['macro_f1']:.3f}")
-    con.print(f"report: {m['run_dir']}")
-    if as_json:
-        print(json.dumps(m))
+    _print_scores(m, f"fusion of {len(runs)} runs (weights {m['weights']})", as_json)
 
 
 def _table2(data, cfg) -> dict:
