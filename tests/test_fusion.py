@@ -101,3 +101,11 @@ def test_evaluate_writes_probabilities_that_fuse_end_to_end(ravdess_tree: Path, 
     assert (out / "f" / "predictions.csv").is_file()
     res = CliRunner().invoke(app, ["fuse", str(logreg), str(svm)])
     assert res.exit_code == 2 and "no class probabilities" in res.output
+
+
+def test_fused_run_summary_names_the_run_and_corpora(tmp_path: Path) -> None:
+    rng, true, folds = _data(2)
+    p = rng.random((60, 3))
+    ra, rb = _run(tmp_path / "a", p, folds, true), _run(tmp_path / "b", p[::-1], folds, true)
+    res = fuse_runs([ra, rb], out_dir=tmp_path / "o", name="ab")
+    assert (res.run_dir / "summary.md").read_text().startswith("# ab: fusion on x")

@@ -164,7 +164,9 @@ def fuse_runs(
     if out_dir is not None:
         run_name = name or "fusion-" + "+".join(r.run_dir.name for r in runs)
         config = {
+            "name": run_name,
             "model": "fusion",
+            "corpora": metrics["corpora"],
             "sources": metrics["sources"],
             "weights": metrics["weights"],
             "labels_resolved": list(labels),
