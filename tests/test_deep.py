@@ -409,3 +409,17 @@ def test_augmentation_never_reaches_validation(tones, tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="training data only"):
         ClipDataset(va, vy, cfg, features, train=False, augment_cfg=AugmentConfig())
     assert not ClipDataset(va, vy, cfg, features, train=False).augment
+
+
+def test_bf16_training_learns_and_predicts(tones, tmp_path):
+    tr, ty, va, vy = tones
+    cfg = replace(FAST, epochs=8, augment=AugmentConfig.none(), precision="bf16")
+    model = _tiny()
+    result = Trainer(cfg).fit(tr, ty, va, vy, model, tmp_path / "run", progress=False)
+    losses = [h["train_loss"] for h in result.history]
+    assert losses[-1] < 0.7 * losses[0]
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # weights stay fp32
+    p = load_model(tmp_path / "run").predict_proba(va)
+    assert np.all(np.isfinite(p)) and np.allclose(p.sum(axis=1), 1, atol=1e-4)
+    with pytest.raises(ValueError, match="precision"):
+        TrainConfig(precision="fp16")

@@ -215,3 +215,36 @@ def test_train_cross_corpus_options_reach_the_split(ravdess_tree, tmp_path):
     res = runner.invoke(app, train_args(cfg, ravdess_tree, out, *args))
     assert res.exit_code == 2
     assert "tess" in res.output  # the held-out corpus named on the command line is looked for
+
+
+def test_folds_of_runs_made_before_a_setting_existed_are_reused(ravdess_tree, tmp_path):
+    """A fold result written when ``norm`` existed but ``precision`` did not (its digest hashed
+    ``norm`` only) is re-used by --resume; the same fold under another precision is not."""
+    import hashlib
+
+    from emovox.deep.train import ADDED_DEFAULTS
+    from emovox.deep_experiment import _RESULT_FREE
+
+    cfg_path, out = write_config(tmp_path), tmp_path / "runs"
+    res = runner.invoke(app, train_args(cfg_path, ravdess_tree, out, "--folds", "1"))
+    assert res.exit_code == 0, res.output
+    cfg = load_config(cfg_path)
+    d = {k: v for k, v in cfg.to_dict().items() if k not in _RESULT_FREE | {"source"}}
+    d["train"] = {
+        k: v for k, v in d["train"].items() if k not in _RESULT_FREE and k != "precision"
+    }
+    assert "norm" in d["train"] and list(ADDED_DEFAULTS) == ["norm", "precision"]
+    legacy = hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+    assert legacy in cfg.digests()
+    result = out / "tiny-speaker-kfold" / "fold1" / "fold_result.json"
+    stored = json.loads(result.read_text())
+    assert stored["config_digest"] == cfg.digest() != legacy
+    result.write_text(json.dumps({**stored, "config_digest": legacy}))
+    res = runner.invoke(app, train_args(cfg_path, ravdess_tree, out, "--folds", "1", "--resume"))
+    assert res.exit_code == 0, res.output
+    assert "already done" in res.output
+    res = runner.invoke(
+        app,
+        train_args(cfg_path, ravdess_tree, out, "--folds", "1", "--resume", "--precision", "bf16"),
+    )
+    assert res.exit_code != 0 and "other settings" in res.output

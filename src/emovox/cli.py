@@ -421,6 +421,10 @@ def train(
     ] = False,
     device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
     threads: Annotated[int | None, typer.Option(help="torch CPU threads.")] = None,
+    precision: Annotated[
+        str | None,
+        typer.Option(help="fp32 or bf16 (autocast; faster on CPUs with avx512_bf16 and on GPUs)."),
+    ] = None,
     pretrained: Annotated[
         str | None, typer.Option(help="Initial weights: a .pth/.safetensors file or 'imagenet'.")
     ] = None,
@@ -447,6 +451,7 @@ def train(
         "epochs": epochs,
         "device": device,
         "threads": threads,
+        "precision": precision,
         "pretrained": pretrained,
         "name": name,
         "roots": [str(r) for r in root] if root else None,

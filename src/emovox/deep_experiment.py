@@ -114,12 +114,31 @@ class DeepConfig:
         d["preprocess"] = dataclasses.asdict(self.preprocess)
         return json.loads(json.dumps(d))  # tuples as lists
 
-    def digest(self) -> str:
-        """Hash of every setting that changes what a fold learns (not threads, device, folds)."""
+    def digest(self, known: int | None = None) -> str:
+        """Hash of every setting that changes what a fold learns (not threads, device, folds).
+
+        Train settings added later (``ADDED_DEFAULTS``, in the order they were added) count
+        only when they differ from the value runs had before them, so older runs keep their
+        digest; ``known=i`` hashes as the version that knew the first ``i`` of them did.
+        """
+        from emovox.deep.train import ADDED_DEFAULTS
+
+        written = list(ADDED_DEFAULTS)[: known or 0]
         d = self.to_dict()
         d = {k: v for k, v in d.items() if k not in _RESULT_FREE | {"source"}}
-        d["train"] = {k: v for k, v in d["train"].items() if k not in _RESULT_FREE}
+        d["train"] = {
+            k: v
+            for k, v in d["train"].items()
+            if k not in _RESULT_FREE
+            and (k in written or k not in ADDED_DEFAULTS or v != ADDED_DEFAULTS[k])
+        }
         return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+    def digests(self) -> set[str]:
+        """This config's digest as every emovox version would have written it."""
+        from emovox.deep.train import ADDED_DEFAULTS
+
+        return {self.digest(i) for i in range(len(ADDED_DEFAULTS) + 1)}
 
 
 _EXPERIMENT_KEYS = {
@@ -569,7 +588,7 @@ def train_and_evaluate(
     )
     leaky = split.leaky or cfg.paper_augment_first
     n_run = len(split.folds) if cfg.folds is None else min(cfg.folds, len(split.folds))
-    digest = cfg.digest()
+    digest, digests = cfg.digest(), cfg.digests()
 
     predictions: list[dict[str, Any]] = []
     fold_info: list[dict[str, Any]] = []
@@ -580,7 +599,7 @@ def train_and_evaluate(
         test_ids = _digest_ids([ids[i] for i in fold.test])
         done = _read_fold_result(result_path) if resume else None
         if done is not None:
-            if done.get("config_digest") != digest or done.get("test_ids") != test_ids:
+            if done.get("config_digest") not in digests or done.get("test_ids") != test_ids:
                 raise ValueError(
                     f"{result_path} was written with other settings or data; run without "
                     "--resume to train again, or choose another run name (--name)"

@@ -52,6 +52,16 @@ _OPT = "__optimizer__."
 _RNG = "__rng__.torch"
 # settings that may change between an interrupted run and its resumption
 _RESUME_FREE = {"threads", "device", "eval_batch_size", "workers", "restore_best"}
+PRECISIONS = ("fp32", "bf16")
+# settings added after runs were made: a run saved without one used this value
+ADDED_DEFAULTS: dict[str, Any] = {"norm": "clip", "precision": "fp32"}
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """The forward-pass context for ``precision``: bf16 autocast, or nothing for fp32."""
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 @dataclass(frozen=True)
@@ -87,6 +97,7 @@ class TrainConfig:
     device: str = "auto"  # "auto" | "cpu" | "cuda"
     workers: int = 0  # DataLoader worker processes for training items
     restore_best: bool = True  # leave the best (by val UA) weights in the model after fit
+    precision: str = "fp32"  # "fp32" | "bf16" (autocast: ~1.6x faster on CPUs with avx512_bf16)
 
     def __post_init__(self) -> None:
         if isinstance(self.augment, dict):
@@ -103,6 +114,8 @@ class TrainConfig:
             raise ValueError("eval_hop must be positive")
         if self.norm not in ("clip", "band"):
             raise ValueError(f"norm must be 'clip' or 'band', got {self.norm!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -293,7 +306,9 @@ def _predict_dataset(
         batch = pending.pop(shape)
         x = torch.from_numpy(np.stack([s for _, s in batch]))[:, None].to(device)
         x = x.contiguous(memory_format=torch.channels_last)
-        p = torch.softmax(model(x).float(), dim=1).cpu().numpy().astype(np.float64)
+        with autocast(device, ds.cfg.precision):
+            logits = model(x)
+        p = torch.softmax(logits.float(), dim=1).cpu().numpy().astype(np.float64)
         if probs is None:
             probs = np.zeros((len(ds), p.shape[1]))
         for (i, _), row in zip(batch, p, strict=True):
@@ -696,7 +711,11 @@ class Trainer:
         tensors, state = _read_checkpoint(ckpt)
         old = state.get("config", {})
         new = json.loads(json.dumps(self.cfg.to_dict()))  # tuples as lists, like the stored one
-        changed = sorted(k for k in new if k not in _RESUME_FREE and old.get(k) != new[k])
+        changed = sorted(
+            k
+            for k in new
+            if k not in _RESUME_FREE and old.get(k, ADDED_DEFAULTS.get(k)) != new[k]
+        )
         if changed:
             warnings.warn(
                 f"resuming {ckpt.parent} with changed settings {changed}; the run will not "
@@ -763,8 +782,10 @@ class Trainer:
             for g in opt.param_groups:
                 g["lr"] = g["base_lr"] * factor
             lr = opt.param_groups[-1]["lr"]
+            with autocast(device, cfg.precision):
+                logits = net(x)
             loss = F.cross_entropy(
-                net(x), target, weight=weights, label_smoothing=cfg.label_smoothing
+                logits.float(), target, weight=weights, label_smoothing=cfg.label_smoothing
             )
             opt.zero_grad(set_to_none=True)
             loss.backward()
