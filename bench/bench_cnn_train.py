@@ -29,18 +29,25 @@ def main() -> int:
     ap.add_argument("--config", default=str(HERE.parent / "configs" / "paper-model2.toml"))
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=str(HERE / "results" / "cnn_train.json"))
+    ap.add_argument(
+        "--keep",
+        metavar="RUNS_DIR",
+        help="train into RUNS_DIR and keep the run, so `emovox train --config ... --out RUNS_DIR "
+        "--resume` re-uses this fold and trains the others",
+    )
     args = ap.parse_args()
     import platform
 
     from emovox.deep_experiment import load_config, train_and_evaluate
 
     cfg = load_config(args.config, {"folds": 1, "threads": args.threads, "device": "cpu"})
-    tmp = Path(tempfile.mkdtemp(prefix="emovox-bench-"))
+    tmp = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="emovox-bench-"))
     t0 = time.perf_counter()
     try:
         m = train_and_evaluate(cfg, tmp, progress=False, log=print)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
     wall = time.perf_counter() - t0
     fold = m["fold_details"][0]
     res = {
@@ -51,6 +58,7 @@ def main() -> int:
         "val_clips": fold["n_val"],
         "test_clips": fold["n_test"],
         "epochs": fold["epochs_run"],
+        "precision": cfg.train.precision,
         "fold_seconds": fold["seconds"],
         "fold_minutes": round(fold["seconds"] / 60, 1),
         "wall_seconds_including_decoding": round(wall, 1),

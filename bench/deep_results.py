@@ -105,8 +105,10 @@ def training_times(run_dirs: list[Path]) -> str:
 
 
 FOUR = ["crema_d", "ravdess", "savee", "tess"]
-COMPARE = [  # (label, model, corpora, protocol, test): the rows docs/deep-models.md shows
-    ("Model 2: CNN", "cnn", FOUR, "speaker-kfold", None),
+M2_30 = "configs/paper-model2-30ep.toml"
+COMPARE = [  # (label, model, corpora, protocol, test[, config]): docs/deep-models.md's rows
+    ("Model 2: CNN, 30 epochs", "cnn", FOUR, "speaker-kfold", None, M2_30),
+    ("Model 2: CNN, 12 epochs", "cnn", FOUR, "speaker-kfold", None, "configs/paper-model2.toml"),
     ("SVM, hand-made features", "svm", FOUR, "speaker-kfold", None),
     ("Model 2: CNN", "cnn", FOUR, "random", None),
     ("SVM, hand-made features", "svm", FOUR, "random", None),
@@ -139,8 +141,11 @@ def deep_table() -> str:
         "| model | corpora | labels | protocol | UA % | the paper % |",
         "|---|---|---|---|---|---|",
     ]
-    for label, model, corpora, protocol, test in COMPARE:
-        r = results_db.find(rows, model=model, corpora=corpora, protocol=protocol, test=test)
+    for label, model, corpora, protocol, test, *config in COMPARE:
+        more = {"config": config[0]} if config else {}
+        r = results_db.find(
+            rows, model=model, corpora=corpora, protocol=protocol, test=test, **more
+        )
         if r is None:
             continue
         paper = results_db.PAPER.get((model, tuple(sorted(corpora)))) if r["leaky"] else None

@@ -18,7 +18,7 @@ from emovox.io import atomic_write_json, atomic_write_text  # noqa: E402
 
 RESULTS_JSON = ROOT / "docs" / "results.json"
 RESULTS_MD = ROOT / "docs" / "results.md"
-KEY = ("model", "corpora", "labels", "protocol", "test")
+KEY = ("model", "corpora", "labels", "protocol", "test", "config")
 
 
 def hardware() -> str:
@@ -41,7 +41,8 @@ def _key(row: dict) -> tuple:
 
 
 def upsert(rows: list[dict]) -> list[dict]:
-    """Replace rows with the same (model, corpora, labels, protocol, test) key; keep the rest."""
+    """Replace rows with the same (model, corpora, labels, protocol, test, config) key; keep
+    the rest (so one model under two configs, e.g. 12 and 30 epochs, keeps two rows)."""
     table = {_key(r): r for r in load()}
     for r in rows:
         table[_key(r)] = r
@@ -129,8 +130,9 @@ def render(rows: list[dict]) -> str:
         ]
         for r in rs:
             proto = _proto(r)
+            ep = f" ({r['epochs']} epochs)" if r.get("epochs") else ""
             lines.append(
-                f"| {r['model']} | {', '.join(r['corpora'])} | {r['labels']} | {proto} | "
+                f"| {r['model']}{ep} | {', '.join(r['corpora'])} | {r['labels']} | {proto} | "
                 f"{_pct(r['wa'])} | {_pct(r['ua'])} | {_pct(r['macro_f1'])} | "
                 f"{r.get('wall_s', 0):.0f} |"
             )

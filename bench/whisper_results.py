@@ -185,7 +185,7 @@ def main() -> None:
     results_db.write_section(
         results_db.ROOT / "docs" / "whisper.md",
         "whisper-results",
-        whisper_table(args.encoder),
+        whisper_table(),
     )
 
 
@@ -202,15 +202,18 @@ def _say(method: str, setup: str, m: dict, wall: float) -> None:
 TARGETS = {"ravdess": 0.78, "crema_d": 0.74, "four": 0.74}  # issue 4's done-when
 
 
-def whisper_table(encoder: str) -> str:
-    """Every method's rows in docs/results.json as one table (setups x methods)."""
+ENCODERS = ("tiny.en", "base")  # table columns: every method run with each encoder
+
+
+def whisper_table(encoders: tuple[str, ...] = ENCODERS) -> str:
+    """Every method's rows in docs/results.json as one table (setups x encoder/methods)."""
     rows = results_db.load()
-    names = [f"whisper-{encoder}-{m}" for m in [*METHODS, *FUSIONS]]
+    names = [f"whisper-{e}-{m}" for e in encoders for m in [*METHODS, *FUSIONS]]
     present = [n for n in names if any(r["model"] == n for r in rows)]
-    short = [n.removeprefix(f"whisper-{encoder}-") for n in present]
+    short = [n.removeprefix("whisper-") for n in present]
     lines = [
-        f"UA % of each head over the frozen `{encoder}` encoder, from `docs/results.json` "
-        "(`python bench/whisper_results.py`); – = not run:",
+        "UA % of each frozen encoder (`tiny.en`, `base`) with each head, from "
+        "`docs/results.json` (`python bench/whisper_results.py --encoder ...`); – = not run:",
         "",
         "| setup | labels | protocol | " + " | ".join(f"`{s}`" for s in short) + " | target |",
         "|---|---|---|" + "---|" * len(short) + "---|",

