@@ -43,7 +43,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from emovox.audio import AudioError, Preprocess, content_hash, decode, preprocess
-from emovox.io import atomic_write_json, corpora_root
+from emovox.io import atomic_write_json, corpora_root, listify
 from emovox.manifest import Clip
 from emovox.progress import progress_bar, resolve_jobs
 
@@ -277,9 +277,7 @@ def build_config(
         )
     model_kwargs = _check_keys(tables["model"], _model_params(model), "model", source)
     train.setdefault("seed", exp.get("seed", 0))  # one seed for the whole run unless split
-    for key in ("corpora", "test_speakers", "train_corpora", "test_corpora", "roots"):
-        if isinstance(exp.get(key), str):
-            exp[key] = [exp[key]]
+    listify(exp, ("corpora", "test_speakers", "train_corpora", "test_corpora", "roots"))
     try:
         train_cfg = TrainConfig(**train, augment=AugmentConfig(**aug))
         pre_cfg = Preprocess(**pre)

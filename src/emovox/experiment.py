@@ -63,10 +63,14 @@ class ExperimentConfig:
         return self.name or f"{self.model}-{corp}-{self.protocol}"
 
 
+#: fields that hold lists (a config file may give one string instead)
+LIST_KEYS = ("corpora", "roots", "test_speakers", "train_corpora", "test_corpora", "train_views")
+
+
 def load_experiment_config(path: str | Path, **overrides: object) -> ExperimentConfig:
     """An :class:`ExperimentConfig` from a TOML file's ``[experiment]`` table (the same field
     names as the class), with non-None ``overrides`` on top. Unknown keys are errors."""
-    from emovox.io import read_toml
+    from emovox.io import listify, read_toml
 
     data = read_toml(path)
     unknown_sections = set(data) - {"experiment"}
@@ -84,16 +88,7 @@ def load_experiment_config(path: str | Path, **overrides: object) -> ExperimentC
             f"known: {', '.join(sorted(known))}"
         )
     table.update({k: v for k, v in overrides.items() if v is not None})
-    for key in (
-        "corpora",
-        "roots",
-        "test_speakers",
-        "train_corpora",
-        "test_corpora",
-        "train_views",
-    ):
-        if isinstance(table.get(key), str):
-            table[key] = [table[key]]
+    listify(table, LIST_KEYS)
     return ExperimentConfig(**table)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -81,3 +82,12 @@ def read_toml(path: str | Path) -> dict[str, Any]:
             return tomllib.load(fh)
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"{path}: not valid TOML ({exc})") from exc
+
+
+def listify(table: dict[str, Any], keys: Iterable[str]) -> dict[str, Any]:
+    """In place, and returned: a single string under ``keys`` becomes a one-item list (config
+    files may write ``corpora = "ravdess"`` for ``["ravdess"]``)."""
+    for key in keys:
+        if isinstance(table.get(key), str):
+            table[key] = [table[key]]
+    return table
