@@ -16,6 +16,7 @@ Methods (each a head over the same frozen encoder, all speaker-independent):
   logreg+cnn     late fusion (`emovox fuse`, equal weights) of the logreg run with the log-mel
                  CNN run on the same folds (CNN_RUNS: `emovox train` runs of
                  configs/paper-model2.toml, cnn-crema_d.toml, cnn-ravdess.toml)
+  logreg+tiny.en with --encoder base: late fusion of base's and tiny.en's logreg runs
 
 Embeddings come from the cache (the first run encodes all 12,162 clips, about 8 minutes on
 one core per view). The ``random`` rows are the LEAKY reference.
@@ -57,7 +58,17 @@ for _t in [
     # --protocol cross-corpus --train-corpora <the other three> --test-corpora _t
     # --name paper-model2-cross-_t
     CNN_RUNS[f"cross-{_t}"] = f"runs/paper-model2-cross-{_t}-cross-corpus"
-FUSIONS = {"logreg+cnn": "logreg"}  # name: the method whose runs are fused with the CNN's
+FUSIONS = {  # name: the runs it fuses, given (runs folder, encoder, setup)
+    "logreg+cnn": lambda out, enc, setup: [
+        out / f"whisper-{enc}-logreg-{setup}",
+        Path(CNN_RUNS[setup]) if setup in CNN_RUNS else None,
+    ],
+    # two encoders' logistic heads (e.g. --encoder base: base + tiny.en)
+    "logreg+tiny.en": lambda out, enc, setup: [
+        out / f"whisper-{enc}-logreg-{setup}",
+        out / f"whisper-tiny.en-logreg-{setup}" if enc != "tiny.en" else None,
+    ],
+}
 FOUR = ["ravdess", "tess", "savee", "crema_d"]
 SETUPS = {  # name: (corpora, labels, protocol, k, extra)
     "ravdess": (["ravdess"], "auto", "speaker-kfold", 6, {}),
@@ -158,19 +169,16 @@ def main() -> None:
     for method in methods:
         if method not in FUSIONS:
             continue
-        base = FUSIONS[method]
         for setup in args.setups.split(","):
-            if setup not in CNN_RUNS:
-                continue
-            mine = Path(args.out) / f"whisper-{args.encoder}-{base}-{setup}"
-            cnn = Path(CNN_RUNS[setup])
-            if not (mine / "metrics.json").is_file() or not (cnn / "metrics.json").is_file():
-                print(f"{method} {setup}: skipped, needs {mine} and {cnn}", flush=True)
+            runs = FUSIONS[method](Path(args.out), args.encoder, setup)
+            missing = [str(r) for r in runs if r is None or not (r / "metrics.json").is_file()]
+            if missing:
+                print(f"{method} {setup}: skipped, needs {', '.join(missing)}", flush=True)
                 continue
             corpora, labels, protocol, k, extra = SETUPS[setup]
             t0 = time.perf_counter()
             name = f"whisper-{args.encoder}-{method}"
-            m = fuse_runs([mine, cnn], out_dir=args.out, name=f"{name}-{setup}").metrics
+            m = fuse_runs(runs, out_dir=args.out, name=f"{name}-{setup}").metrics
             row = _row(
                 name,
                 m,
@@ -178,7 +186,7 @@ def main() -> None:
                 protocol,
                 extra.get("test_corpora"),
                 time.perf_counter() - t0,
-                f"emovox fuse {mine} {cnn}",
+                "emovox fuse " + " ".join(str(r) for r in runs),
             )
             results_db.upsert([row])
             _say(method, setup, m, row["wall_s"])
