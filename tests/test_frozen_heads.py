@@ -260,9 +260,20 @@ def test_evaluate_with_views_and_attentive_end_to_end(
     assert m["n"] == len(data.clips) and 0.0 <= m["ua"] <= 1.0
 
 
-@pytest.mark.parametrize("name", ["whisper-ravdess", "whisper-crema_d", "whisper-four"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "whisper-ravdess",
+        "whisper-crema_d",
+        "whisper-four",
+        "whisper-stack-ravdess",
+        "whisper-stack-crema_d",
+        "whisper-stack-four",
+    ],
+)
 def test_shipped_whisper_configs_load(name: str) -> None:
     root = Path(__file__).resolve().parents[1]
     cfg = load_experiment_config(root / "configs" / f"{name}.toml")
     assert cfg.features.startswith("whisper:") and cfg.protocol == "speaker-kfold"
     assert all(check_view(v) == v for v in cfg.train_views)
+    make_model(cfg.model, **cfg.params)  # the settings are ones the model takes

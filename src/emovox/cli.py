@@ -153,6 +153,13 @@ def evaluate(
     tune: Annotated[
         bool | None, typer.Option(help="Grid-search hyper-parameters on training speakers.")
     ] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A model setting NAME=VALUE (repeatable), e.g. C=0.001 for logreg; "
+            "VALUE is read as a number when it is one."
+        ),
+    ] = None,
     denoise: Annotated[
         bool | None, typer.Option(help="Spectral-gating noise reduction first.")
     ] = None,
@@ -160,8 +167,8 @@ def evaluate(
         str | None,
         typer.Option(
             help="Feature groups (e.g. 'mfcc,prosody'; default: all hand-made groups) or a "
-            "frozen encoder's pooled layers: 'whisper:tiny.en', 'whisper:base' or "
-            "'whisper:/path/to/model'."
+            "frozen encoder's pooled layers: 'whisper:tiny.en', 'whisper:base', "
+            "'whisper:/path/to/model', or several side by side: 'whisper:tiny.en+base'."
         ),
     ] = None,
     train_view: Annotated[
@@ -214,6 +221,11 @@ def evaluate(
         name=name,
         root=root,
     )
+    try:
+        params = _parse_params(param or [])
+    except ValueError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
     if config is not None:
         from emovox.experiment import load_experiment_config
 
@@ -229,6 +241,7 @@ def evaluate(
         cfg = _config(**given)
     if cfg.protocol == "cross-corpus" and not cfg.corpora:
         cfg.corpora = cfg.train_corpora + cfg.test_corpora
+    cfg.params = dict(cfg.params) | params  # command-line settings win over the config's
     data = _load(cfg, as_json)
     try:
         res = run_eval(data, cfg, progress=not as_json)
@@ -237,6 +250,24 @@ def evaluate(
         raise typer.Exit(2) from exc
     m = res.metrics | {"run_dir": str(res.run_dir)}
     _print_scores(m, f"{m['model']} on {', '.join(m['corpora'])}", as_json)
+
+
+def _parse_params(items: list[str]) -> dict[str, object]:
+    """``["C=0.001", "solver=saga"]`` → ``{"C": 0.001, "solver": "saga"}``."""
+    out: dict[str, object] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise ValueError(f"--param takes NAME=VALUE, got {item!r}")
+        v: object = value.strip()
+        for cast in (int, float):
+            try:
+                v = cast(value)
+                break
+            except ValueError:
+                continue
+        out[name.strip()] = v
+    return out
 
 
 def _print_scores(m: dict, headline: str, as_json: bool) -> None:

@@ -322,3 +322,51 @@ def extract_embeddings(
         dim = load_encoder(config.encoder).n_state
         names = embedding_names(d // (len(config.stats) * dim), dim, config.stats)
     return ExtractResult(X, ok, hashes, durations, errors, names, n_cached)
+
+
+def encoder_names(spec: str) -> list[str]:
+    """The encoders a spec names: ``whisper:tiny.en`` → ``["tiny.en"]``,
+    ``whisper:tiny.en+base`` → ``["tiny.en", "base"]`` (their pooled layers side by side).
+
+    A spec that names an existing path containing ``+`` is taken as one encoder.
+    """
+    name = EmbeddingConfig.from_spec(spec).encoder
+    if "+" not in name or Path(name).expanduser().exists():
+        return [name]
+    parts = [p.strip() for p in name.split("+")]
+    if any(not p for p in parts):
+        raise ValueError(f"empty encoder name in {spec!r}; e.g. '{PREFIX}tiny.en+base'")
+    if len(set(parts)) != len(parts):
+        raise ValueError(f"an encoder is named twice in {spec!r}")
+    return parts
+
+
+def stack_results(results: Sequence[ExtractResult], prefixes: Sequence[str]) -> ExtractResult:
+    """Put the pooled features of several encoders side by side, clip by clip.
+
+    A clip is usable only where every encoder gave it features; a clip one encoder failed on
+    keeps that encoder's reason in ``errors`` (so nothing is dropped silently).
+    """
+    if not results:
+        raise ValueError("no results to stack")
+    if len(results) == 1:
+        return results[0]
+    n = len(results[0].ok)
+    if any(len(r.ok) != n for r in results):
+        raise ValueError("results cover different numbers of clips")
+    ok = np.logical_and.reduce([r.ok for r in results])
+    blocks = []
+    for r in results:
+        rows = np.cumsum(r.ok) - 1  # row of each path within r.X (valid where r.ok)
+        blocks.append(r.X[rows[ok]])
+    X = np.hstack(blocks).astype(np.float32) if ok.any() else np.zeros((0, 0), np.float32)
+    reasons: dict[str, str] = {}
+    for r in results:
+        for path, why in r.errors:
+            reasons.setdefault(path, why)
+    first = results[0]
+    errors = [(p, reasons[p]) for p in reasons]
+    names = [f"{pre}/{nm}" for r, pre in zip(results, prefixes, strict=True) for nm in r.names]
+    return ExtractResult(
+        X, ok, first.hashes, first.durations, errors, names, min(r.n_cached for r in results)
+    )

@@ -19,8 +19,16 @@ import numpy as np
 
 from emovox import corpora as corpus_loaders
 from emovox.audio import Preprocess
-from emovox.embeddings import FRAMES, EmbeddingConfig, extract_embeddings, is_embedding_spec
+from emovox.embeddings import (
+    FRAMES,
+    EmbeddingConfig,
+    encoder_names,
+    extract_embeddings,
+    is_embedding_spec,
+    stack_results,
+)
 from emovox.features import FeatureConfig, extract
+from emovox.features.extract import ExtractResult
 from emovox.io import cache_dir, corpora_root
 from emovox.labels import LABEL_SETS, label_set
 from emovox.manifest import Clip, Manifest
@@ -51,6 +59,7 @@ class ExperimentConfig:
     test_corpora: list[str] = field(default_factory=list)
     features: str = FeatureConfig().groups
     tune: bool = False
+    params: dict[str, object] = field(default_factory=dict)  # model settings, e.g. {"C": 1e-3}
     denoise: bool = False  # spectral-gating noise reduction before features
     train_views: list[str] = field(default_factory=list)  # e.g. ["speed:0.9"]: training rows only
     adapt: str = "none"  # "speaker" | "corpus": standardise features per group (no labels used)
@@ -170,12 +179,15 @@ def load_dataset(
         )
     pre = Preprocess(denoise=cfg.denoise)
     if is_embedding_spec(cfg.features):
-        emb = EmbeddingConfig.from_spec(cfg.features)
-        if sequence:
-            emb = EmbeddingConfig(emb.encoder, stats=FRAMES)
-        feats = extract_embeddings(
-            paths, emb, pre, cache_dir=cache_dir() / "features", progress=progress
-        )
+        encoders = encoder_names(cfg.features)
+        if sequence and len(encoders) > 1:
+            raise ValueError(
+                f"model {cfg.model!r} reads one encoder's frames; {cfg.features!r} names "
+                f"{len(encoders)} (stack encoders with a pooled head such as logreg)"
+            )
+        stats = FRAMES if sequence else EmbeddingConfig().stats
+        embs = [EmbeddingConfig(e, stats=stats) for e in encoders]
+        feats = _stacked_embeddings(paths, embs, pre, progress)
     else:
         feats = extract(
             paths,
@@ -188,13 +200,11 @@ def load_dataset(
     ok = np.flatnonzero(feats.ok)
     views = {}
     for view in cfg.train_views:
-        vcfg = EmbeddingConfig(emb.encoder, stats=emb.stats, view=view)
-        vf = extract_embeddings(
-            [paths[i] for i in ok], vcfg, pre, cache_dir=cache_dir() / "features", progress=progress
-        )
+        vcfgs = [EmbeddingConfig(e.encoder, stats=e.stats, view=view) for e in embs]
+        vf = _stacked_embeddings([paths[i] for i in ok], vcfgs, pre, progress)
         X = np.empty(len(ok), dtype=object) if sequence else np.zeros_like(feats.X)
         X[np.flatnonzero(vf.ok)] = vf.X
-        views[vcfg.view] = (X, vf.ok)
+        views[vcfgs[0].view] = (X, vf.ok)
     return Dataset(
         clips=[kept.clips[i] for i in ok],
         X=feats.X,
@@ -205,6 +215,17 @@ def load_dataset(
         problems=[(p.path, p.reason) for p in manifest.problems],
         views=views,
     )
+
+
+def _stacked_embeddings(
+    paths: list[str], embs: list[EmbeddingConfig], pre: Preprocess, progress: bool
+) -> ExtractResult:
+    """Pooled (or frame) embeddings of ``paths`` from each encoder in ``embs``, side by side."""
+    results = [
+        extract_embeddings(paths, e, pre, cache_dir=cache_dir() / "features", progress=progress)
+        for e in embs
+    ]
+    return stack_results(results, [Path(e.encoder).name for e in embs])
 
 
 def training_rows(
@@ -238,7 +259,7 @@ def class_probabilities(model, X: np.ndarray, labels: Sequence[str]) -> np.ndarr
 
 
 def _fit(cfg: ExperimentConfig, X: np.ndarray, y: np.ndarray, groups: np.ndarray, leaky: bool):
-    model = make_model(cfg.model, seed=cfg.seed, probability=False)
+    model = make_model(cfg.model, seed=cfg.seed, probability=False, **cfg.params)
     if not cfg.tune:
         return model.fit(X, y)
     if cfg.model in SEQUENCE_MODELS:
