@@ -229,7 +229,8 @@ def whisper_table(encoders: tuple[str, ...] = ENCODERS) -> str:
     present = [n for n in names if any(r["model"] == n for r in rows)]
     short = [n.removeprefix("whisper-") for n in present]
     lines = [
-        "UA % of each frozen encoder (`tiny.en`, `base`) with each head, from "
+        "UA % of each frozen encoder (`tiny.en`, `base`, and both side by side: "
+        "`tiny.en+base`) with each head, from "
         "`docs/results.json` (`python bench/whisper_results.py --encoder ...`); – = not run:",
         "",
         "| setup | labels | protocol | " + " | ".join(f"`{s}`" for s in short) + " | target |",
@@ -261,7 +262,8 @@ def whisper_table(encoders: tuple[str, ...] = ENCODERS) -> str:
         "the statistics of each test speaker's (corpus's) own unlabeled clips; see "
         "[protocols.md](protocols.md#training-views-and-adaptation-opt-in-marked). "
         "`logreg+cnn` fuses the `logreg` run with the log-mel CNN's run on the same folds "
-        "(`emovox fuse`, equal weights).",
+        "(`emovox fuse`, equal weights). `-C0.001`: the logistic head with C = 0.001 "
+        "instead of 0.01; `+speed`: speed-perturbed copies of the training clips.",
     ]
     return "\n".join(lines)
 
