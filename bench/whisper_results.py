@@ -160,7 +160,7 @@ def main() -> None:
                 + f" --labels {labels} --protocol {protocol} --k {k}"
                 + "".join(f" --train-view {v}" for v in views)
                 + (f" --adapt {adapt}" if adapt != "none" else "")
-                + "".join(f" --param {k}={v}" for k, v in params.items())
+                + "".join(f" --param {key}={val}" for key, val in params.items())
                 + "".join(f" --train-corpora {c}" for c in extra.get("train_corpora", []))
                 + "".join(f" --test-corpora {c}" for c in extra.get("test_corpora", []))
             )

@@ -66,8 +66,16 @@ def two_encoders(tmp_path: Path) -> tuple[str, str]:
     return out[0], out[1]
 
 
-def test_evaluate_on_stacked_encoders(ravdess_tree: Path, two_encoders: tuple[str, str]) -> None:
+@pytest.fixture
+def _one_thread():
+    n = torch.get_num_threads()
     torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.mark.usefixtures("_one_thread")
+def test_evaluate_on_stacked_encoders(ravdess_tree: Path, two_encoders: tuple[str, str]) -> None:
     a, b = two_encoders
     base = dict(model="logreg", roots=[str(ravdess_tree)], k=3)
     da = load_dataset(ExperimentConfig(**base, features=f"whisper:{a}"), progress=False)
