@@ -423,3 +423,115 @@ def test_bf16_training_learns_and_predicts(tones, tmp_path):
     assert np.all(np.isfinite(p)) and np.allclose(p.sum(axis=1), 1, atol=1e-4)
     with pytest.raises(ValueError, match="precision"):
         TrainConfig(precision="fp16")
+
+
+# --------------------------------------------------------------------------- feature cache
+
+SPEC_ONLY = replace(
+    AugmentConfig.none(), p_image=0.5, p_specaug=0.5, max_t=5, max_f=3
+)
+
+
+def _counting_log_mel(counter: list[int]):
+    def features(y: np.ndarray) -> np.ndarray:
+        counter.append(len(y))
+        return log_mel(y, SR, n_mels=N_MELS)
+
+    return features
+
+
+def test_feature_cache_only_without_waveform_augmentation(tones):
+    tr, ty, _, _ = tones
+    assert not SPEC_ONLY.waveform_enabled and AugmentConfig().waveform_enabled
+    on = ClipDataset(tr, ty, FAST, train=True, augment_cfg=SPEC_ONLY, cache_features=True)
+    wave = ClipDataset(tr, ty, FAST, train=True, augment_cfg=LIGHT_AUG, cache_features=True)
+    assert on.cache_features and not wave.cache_features
+
+
+def test_cached_training_crops_are_windows_of_the_whole_clip(tones):
+    tr, ty, _, _ = tones
+    calls: list[int] = []
+    ds = ClipDataset(
+        tr, ty, FAST, _counting_log_mel(calls), train=True, augment_cfg=None, cache_features=True
+    )
+    n_frames = 1 + int(FAST.crop_seconds * SR) // FAST.hop
+    for epoch in range(3):
+        ds.set_epoch(epoch)
+        for i in range(len(tr)):
+            seg, _ = ds[i]
+            assert seg.shape == (1, N_MELS, n_frames)
+            full = log_mel(tr[i], SR, n_mels=N_MELS)
+            windows = [
+                train_mod.standardize(full[:, s : s + n_frames], FAST.top_db, FAST.norm)
+                for s in range(full.shape[1] - n_frames + 1)
+            ]
+            assert any(np.allclose(seg[0], w, atol=1e-5) for w in windows)
+    assert len(calls) == len(tr)  # each clip's features computed once, not once per epoch
+
+
+def test_cached_crops_pad_short_clips_with_silence():
+    y = emotional_tone(0, 1, 0)[: SR // 10]  # 0.1 s, shorter than the 0.5 s crop
+    ds = ClipDataset([y], [0], FAST, train=True, cache_features=True)
+    seg = ds[0][0][0]
+    direct = train_mod.standardize(log_mel(y, SR, n_mels=N_MELS), FAST.top_db, FAST.norm)
+    floor = seg.min()
+    padded = np.all(np.isclose(seg, floor), axis=0)  # frames holding only the floor
+    assert padded.sum() >= seg.shape[1] - direct.shape[1]
+    assert seg.shape[1] == 1 + int(FAST.crop_seconds * SR) // FAST.hop
+
+
+def test_cached_evaluation_matches_uncached(tones):
+    _, _, va, vy = tones
+    calls: list[int] = []
+    cached = ClipDataset(va, vy, FAST, _counting_log_mel(calls), train=False, cache_features=True)
+    plain = ClipDataset(va, vy, FAST, train=False)
+    for _ in range(2):
+        for i in range(len(va)):
+            np.testing.assert_array_equal(cached[i][0], plain[i][0])
+    assert len(calls) == len(va)
+
+
+def test_cached_training_keeps_augmentation_off_validation(tones, tmp_path, monkeypatch):
+    tr, ty, va, vy = tones
+    seen: list[tuple[int, ...]] = []
+    real = train_mod.augment_spectrogram
+
+    def spy(S, rng, cfg):
+        seen.append(S.shape)
+        return real(S, rng, cfg)
+
+    calls: list[int] = []
+    monkeypatch.setattr(train_mod, "augment_spectrogram", spy)
+    monkeypatch.setattr(train_mod, "default_feature_fn", lambda cfg: _counting_log_mel(calls))
+    cfg = replace(FAST, epochs=2, augment=SPEC_ONLY, feature_cache=True)
+    fit = Trainer(cfg).fit(tr, ty, va, vy, _tiny(), tmp_path / "r", progress=False)
+    assert len(seen) == 2 * len(tr)  # training items only: validation never augmented
+    assert fit.epochs_run == 2 and fit.best_ua is not None
+    assert len(calls) == len(tr) + len(va)  # the trainer used the cache: once per clip
+
+
+def test_cached_training_resume_matches_uninterrupted(tones, tmp_path):
+    tr, ty, va, vy = tones
+    cfg = replace(FAST, epochs=3, augment=SPEC_ONLY, mixup_alpha=0.2, feature_cache=True)
+    full = _tiny()
+    Trainer(cfg).fit(tr, ty, va, vy, full, tmp_path / "a", progress=False)
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_first(rec):
+        if rec["epoch"] == 1:
+            raise Stop
+
+    part = _tiny()
+    with pytest.raises(Stop):
+        Trainer(cfg, on_epoch_end=stop_after_first).fit(
+            tr, ty, va, vy, part, tmp_path / "b", progress=False
+        )
+    resumed = _tiny(seed=5)
+    Trainer(cfg).fit(tr, ty, va, vy, resumed, tmp_path / "b", resume=True, progress=False)
+    a = load_file(str(tmp_path / "a" / "checkpoint.safetensors"))
+    b = load_file(str(tmp_path / "b" / "checkpoint.safetensors"))
+    for k in a:
+        if not k.startswith("__"):
+            torch.testing.assert_close(a[k], b[k])

@@ -19,6 +19,8 @@ import soxr
 import torch
 
 NOISE_KINDS = ("white", "pink", "babble")
+# the probabilities of augmentations that work on the waveform (the rest work on spectrograms)
+WAVEFORM_PROBS = ("p_speed", "p_pitch", "p_reverb", "p_noise", "p_gain", "p_shift")
 
 
 def _finite32(x: np.ndarray) -> np.ndarray:
@@ -312,6 +314,11 @@ class AugmentConfig:
     @property
     def enabled(self) -> bool:
         return any(getattr(self, f.name) > 0 for f in fields(self) if f.name.startswith("p_"))
+
+    @property
+    def waveform_enabled(self) -> bool:
+        """Whether any waveform-level augmentation is on (spectrogram ones aside)."""
+        return any(getattr(self, name) > 0 for name in WAVEFORM_PROBS)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

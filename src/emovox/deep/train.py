@@ -54,7 +54,9 @@ _RNG = "__rng__.torch"
 _RESUME_FREE = {"threads", "device", "eval_batch_size", "workers", "restore_best"}
 PRECISIONS = ("fp32", "bf16")
 # settings added after runs were made: a run saved without one used this value
-ADDED_DEFAULTS: dict[str, Any] = {"norm": "clip", "precision": "fp32"}
+ADDED_DEFAULTS: dict[str, Any] = {"norm": "clip", "precision": "fp32", "feature_cache": False}
+# log-mel of digital silence (what zero-padding the waveform gives): fills padded frames
+_PAD_DB = float(10.0 * np.log10(1e-10))
 
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
@@ -98,6 +100,10 @@ class TrainConfig:
     workers: int = 0  # DataLoader worker processes for training items
     restore_best: bool = True  # leave the best (by val UA) weights in the model after fit
     precision: str = "fp32"  # "fp32" | "bf16" (autocast: ~1.6x faster on CPUs with avx512_bf16)
+    # true: compute each clip's log-mel once and crop frames from it when no WAVEFORM
+    # augmentation is on (spectrogram augmentation and mixup still run per item); false: the
+    # features of every crop are computed afresh (needed when the waveform is augmented)
+    feature_cache: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.augment, dict):
@@ -178,6 +184,21 @@ def _random_crop(y: np.ndarray, n: int, rng: np.random.Generator, pad: bool) -> 
     return out
 
 
+def _random_crop_frames(S: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """A random ``n``-frame segment of ``(F, T)`` features; shorter ones are padded at a random
+    offset with the log-mel of silence (as zero-padding the waveform would give)."""
+    T = S.shape[-1]
+    if T > n:
+        start = int(rng.integers(0, T - n + 1))
+        return S[..., start : start + n]
+    if T == n:
+        return S
+    out = np.full(S.shape[:-1] + (n,), _PAD_DB, dtype=np.float32)
+    start = int(rng.integers(0, n - T + 1))
+    out[..., start : start + T] = S
+    return out
+
+
 class ClipDataset(Dataset):
     """Clips as feature segments. ``dataset[i] -> (segments (S, n_mels, T) float32, label)``.
 
@@ -197,6 +218,7 @@ class ClipDataset(Dataset):
         train: bool,
         augment_cfg: AugmentConfig | None = None,
         babble_pool: Sequence[np.ndarray] | None = None,
+        cache_features: bool = False,
     ):
         if not train and augment_cfg is not None and augment_cfg.enabled:
             raise ValueError("augmentation is for training data only (train=False given)")
@@ -211,6 +233,10 @@ class ClipDataset(Dataset):
         self.augment_cfg = augment_cfg if self.augment else None
         self.babble_pool = babble_pool if self.augment else None
         self.epoch = 0
+        # whole-clip features, memoised: valid whenever the waveform itself is never changed
+        wave_aug = self.augment_cfg is not None and self.augment_cfg.waveform_enabled
+        self.cache_features = bool(cache_features and not wave_aug)
+        self._features: dict[int, np.ndarray] = {}
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -223,12 +249,34 @@ class ClipDataset(Dataset):
         y = np.asarray(self.wavs[i], dtype=np.float32)
         if self.train:
             return self._train_item(i, y)[None], label
-        return self._eval_segments(y), label
+        return self._eval_segments(i, y), label
+
+    def _clip_features(self, i: int, y: np.ndarray) -> np.ndarray:
+        """Features of the whole clip ``i``, computed once (evaluation: centre-padded to one
+        window, as without the cache; training: as is, crops pad at a random offset)."""
+        S = self._features.get(i)
+        if S is None:
+            S = self.feature_fn(y if self.train else self._eval_padded(y))
+            self._features[i] = S
+        return S
+
+    def _eval_padded(self, y: np.ndarray) -> np.ndarray:
+        cfg = self.cfg
+        win_s = cfg.crop_seconds if cfg.eval_window is None else cfg.eval_window
+        return _center_pad(y, _samples(win_s, cfg.sample_rate))
 
     def _train_item(self, i: int, y: np.ndarray) -> np.ndarray:
         cfg = self.cfg
         rng = np.random.default_rng([cfg.seed, self.epoch, 1, i])
         n = _samples(cfg.crop_seconds, cfg.sample_rate)
+        if self.cache_features:
+            full = self._clip_features(i, y)
+            S = _random_crop_frames(full, 1 + n // cfg.hop, rng)
+            S = standardize(S, cfg.top_db, cfg.norm)
+            if self.augment:
+                assert self.augment_cfg is not None
+                S = augment_spectrogram(S, rng, self.augment_cfg)
+            return S
         if self.augment:
             assert self.augment_cfg is not None
             y = _random_crop(y, int(n * 1.25), rng, pad=False)  # room for speed-up
@@ -239,10 +287,12 @@ class ClipDataset(Dataset):
             S = augment_spectrogram(S, rng, self.augment_cfg)
         return S
 
-    def _eval_segments(self, y: np.ndarray) -> np.ndarray:
+    def _eval_segments(self, i: int, y: np.ndarray) -> np.ndarray:
         cfg = self.cfg
-        win_s = cfg.crop_seconds if cfg.eval_window is None else cfg.eval_window
-        full = self.feature_fn(_center_pad(y, _samples(win_s, cfg.sample_rate)))
+        if self.cache_features:
+            full = self._clip_features(i, y)
+        else:
+            full = self.feature_fn(self._eval_padded(y))
         if cfg.eval_window is None:
             return standardize(full, cfg.top_db, cfg.norm)[None]
         w = 1 + _samples(cfg.eval_window, cfg.sample_rate) // cfg.hop
@@ -639,6 +689,8 @@ class Trainer:
             for name in (CHECKPOINT, STATE, MODEL, MODEL_JSON):
                 (run_dir / name).unlink(missing_ok=True)
 
+        # a custom feature function may not be frame-based with cfg.hop: no frame crops then
+        cache = cfg.feature_cache and not self.custom_features
         train_ds = ClipDataset(
             train_wavs,
             ty,
@@ -647,8 +699,9 @@ class Trainer:
             train=True,
             augment_cfg=cfg.augment,
             babble_pool=train_wavs,  # babble is made of other TRAINING clips only
+            cache_features=cache,
         )
-        val_ds = ClipDataset(val_wavs, vy, cfg, self.feature_fn, train=False)
+        val_ds = ClipDataset(val_wavs, vy, cfg, self.feature_fn, train=False, cache_features=cache)
         weights = self._class_weights(ty, k).to(device)
         n_batches = len(self._batches(len(ty), np.random.default_rng(0)))
         total_steps = cfg.epochs * n_batches
