@@ -427,9 +427,7 @@ def test_bf16_training_learns_and_predicts(tones, tmp_path):
 
 # --------------------------------------------------------------------------- feature cache
 
-SPEC_ONLY = replace(
-    AugmentConfig.none(), p_image=0.5, p_specaug=0.5, max_t=5, max_f=3
-)
+SPEC_ONLY = replace(AugmentConfig.none(), p_image=0.5, p_specaug=0.5, max_t=5, max_f=3)
 
 
 def _counting_log_mel(counter: list[int]):

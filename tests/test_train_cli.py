@@ -231,7 +231,9 @@ def test_folds_of_runs_made_before_a_setting_existed_are_reused(ravdess_tree, tm
     cfg = load_config(cfg_path)
     d = {k: v for k, v in cfg.to_dict().items() if k not in _RESULT_FREE | {"source"}}
     d["train"] = {
-        k: v for k, v in d["train"].items() if k not in _RESULT_FREE and k not in ("precision", "feature_cache")
+        k: v
+        for k, v in d["train"].items()
+        if k not in _RESULT_FREE and k not in ("precision", "feature_cache")
     }
     assert "norm" in d["train"] and list(ADDED_DEFAULTS) == ["norm", "precision", "feature_cache"]
     legacy = hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]

@@ -765,9 +765,7 @@ class Trainer:
         old = state.get("config", {})
         new = json.loads(json.dumps(self.cfg.to_dict()))  # tuples as lists, like the stored one
         changed = sorted(
-            k
-            for k in new
-            if k not in _RESUME_FREE and old.get(k, ADDED_DEFAULTS.get(k)) != new[k]
+            k for k in new if k not in _RESUME_FREE and old.get(k, ADDED_DEFAULTS.get(k)) != new[k]
         )
         if changed:
             warnings.warn(
