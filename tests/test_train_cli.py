@@ -181,11 +181,22 @@ def test_interrupted_fold_resumes_from_its_checkpoint(ravdess_tree, tmp_path):
     assert m["fold_details"][0]["epochs_run"] == 3
 
 
-@pytest.mark.parametrize("name", ["paper-model1.toml", "paper-model2.toml", "tiny-test.toml"])
+@pytest.mark.parametrize(
+    "name",
+    ["paper-model1.toml", "paper-model2.toml", "paper-model2-12ep.toml", "tiny-test.toml"],
+)
 def test_shipped_configs_parse(name):
     cfg = load_config(REPO / "configs" / name)
     assert cfg.protocol == "speaker-kfold" and not cfg.leaky
     assert cfg.model in ("cnn", "resnet34")
+    assert cfg.run_name() == f"{Path(name).stem}-speaker-kfold"  # configs never share runs
+
+
+def test_model2_config_trains_on_cached_features():
+    """The shipped Model 2 recipe augments spectrograms only, so the trainer's cache is used."""
+    cfg = load_config(REPO / "configs" / "paper-model2.toml")
+    assert cfg.train.feature_cache and not cfg.train.augment.waveform_enabled
+    assert cfg.train.augment.enabled and cfg.train.mixup_alpha > 0
 
 
 def test_validation_speakers_come_per_corpus_from_training_only():
