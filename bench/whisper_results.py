@@ -9,6 +9,8 @@ Methods (each a head over the same frozen encoder, all speaker-independent):
                  TRAINING clips (`--train-view`); test clips are never augmented
   attentive      learned layer weights + attentive statistics pooling over frames
   attentive+speed  the attentive head with the same training views
+  finetune       the encoder's top block fine-tuned (lower blocks frozen, their output cached)
+                 + mean/std pooling + a linear classifier (`--model finetune`, FINETUNE below)
   logreg+speaker-norm  features standardised per speaker before the head (`--adapt speaker`):
                  no labels, but UNLABELED CLIPS OF EACH TEST SPEAKER are used (transductive)
   logreg+corpus-norm   the same per corpus (`--adapt corpus`): needs a batch of unlabeled
@@ -41,6 +43,7 @@ from emovox.labels import label_set_name
 
 SPEED = ["speed:0.9", "speed:1.1"]
 STRONG = {"C": 0.001}  # ten times the default regularisation of the logistic head
+FINETUNE = {"blocks": 1, "epochs": 12}  # top block of the encoder trained, 12 epochs
 METHODS = {  # name: (model, training views, adaptation, model settings)
     "logreg": ("logreg", [], "none", {}),
     "logreg-C0.001": ("logreg", [], "none", STRONG),
@@ -48,6 +51,7 @@ METHODS = {  # name: (model, training views, adaptation, model settings)
     "logreg-C0.001+speed": ("logreg", SPEED, "none", STRONG),
     "attentive": ("attentive", [], "none", {}),
     "attentive+speed": ("attentive", SPEED, "none", {}),
+    "finetune": ("finetune", [], "none", FINETUNE),
     "logreg+speaker-norm": ("logreg", [], "speaker", {}),
     "logreg+corpus-norm": ("logreg", [], "corpus", {}),
 }
@@ -114,7 +118,16 @@ def _row(name: str, m: dict, data_labels, protocol: str, test, wall: float, comm
         "command": command,
         "train_views": m.get("train_views", []),
         "adapt": m.get("adapt", "none"),
+        "torch_threads": _torch_threads(),
     }
+
+
+def _torch_threads() -> int | None:
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch.get_num_threads()
 
 
 def main() -> None:
@@ -263,7 +276,8 @@ def whisper_table(encoders: tuple[str, ...] = ENCODERS) -> str:
         "[protocols.md](protocols.md#training-views-and-adaptation-opt-in-marked). "
         "`logreg+cnn` fuses the `logreg` run with the log-mel CNN's run on the same folds "
         "(`emovox fuse`, equal weights). `-C0.001`: the logistic head with C = 0.001 "
-        "instead of 0.01; `+speed`: speed-perturbed copies of the training clips.",
+        "instead of 0.01; `+speed`: speed-perturbed copies of the training clips. "
+        "`finetune`: the encoder's top block trained (`--model finetune`).",
     ]
     return "\n".join(lines)
 

@@ -126,7 +126,8 @@ def evaluate(
     model: Annotated[
         str | None,
         typer.Option(
-            help="knn, lda, svm, rda, gmm, logreg, or attentive (encoder frames) [default: svm]."
+            help="knn, lda, svm, rda, gmm, logreg, attentive (encoder frames), or finetune "
+            "(the encoder's top blocks trained; --param blocks=N) [default: svm]."
         ),
     ] = None,
     corpus: CorpusOpt = None,

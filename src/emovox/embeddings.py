@@ -167,6 +167,28 @@ FRAMES = ("frames",)
 FRAME_RATE = 25
 
 
+#: ``stats`` prefix of the hidden states ENTERING the top N blocks: ``("top-input:1",)``.
+TOP_INPUT = "top-input:"
+
+
+def top_input_stats(n_top: int) -> tuple[str]:
+    """``stats`` that keep the hidden states entering the encoder's top ``n_top`` blocks (the
+    output of block ``n_layer - n_top``; the stem's output when ``n_top == n_layer``) at the
+    full 50 frames per second, float16, unpooled: the input of a model that fine-tunes those
+    blocks (:class:`emovox.models.finetune.FinetuneHead`) while the lower ones stay frozen."""
+    n_top = int(n_top)
+    if n_top < 1:
+        raise ValueError(f"the number of fine-tuned blocks must be at least 1, got {n_top}")
+    return (f"{TOP_INPUT}{n_top}",)
+
+
+def top_input_blocks(stats: Sequence[str]) -> int | None:
+    """``N`` for ``stats == top_input_stats(N)``, else None."""
+    if len(stats) == 1 and str(stats[0]).startswith(TOP_INPUT):
+        return int(str(stats[0])[len(TOP_INPUT) :])
+    return None
+
+
 def layer_frames(layers: Sequence[Any]) -> np.ndarray:
     """Stack (1, T, D) hidden states into ``(n_layers, T // 2, D)`` float16, averaging pairs of
     frames (25 per second: plenty for emotion, half the memory)."""
@@ -198,7 +220,9 @@ def embed_waveform(
     y: np.ndarray, encoder: Any, stats: Sequence[str] = ("mean", "std")
 ) -> np.ndarray:
     """Pooled per-layer statistics of one 16 kHz waveform: ``(n_layer + 1, len(stats) * D)``;
-    with ``stats=FRAMES`` the frames themselves, ``(n_layer + 1, T, D)`` (see :func:`layer_frames`).
+    with ``stats=FRAMES`` the frames themselves, ``(n_layer + 1, T, D)`` (see :func:`layer_frames`);
+    with ``stats=top_input_stats(N)`` the hidden states entering the top ``N`` blocks,
+    ``(T, D)`` float16 at 50 frames per second (only the lower blocks run).
 
     Clips longer than 30 s are encoded in 30 s chunks whose hidden states are joined before
     pooling, so the result is one vector however long the clip.
@@ -211,11 +235,22 @@ def embed_waveform(
     if y.ndim != 1 or len(y) == 0:
         raise ValueError("expected a non-empty 1-D waveform")
     chunks = split_chunks(y)
+    n_top = top_input_blocks(stats)
+    n_layer = len(encoder.blocks)
+    if n_top is not None and n_top > n_layer:
+        raise ValueError(f"cannot fine-tune {n_top} blocks of an encoder with {n_layer}")
     per_chunk = []
     with torch.inference_mode():
         for c in chunks:
             mel = torch.from_numpy(log_mel_spectrogram(c))[None]
-            per_chunk.append(encoder(mel, return_layers=True))
+            if n_top is None:
+                per_chunk.append(encoder(mel, return_layers=True))
+            else:  # only the frozen lower blocks run
+                lower = encoder(mel, return_layers=True, n_blocks=n_layer - n_top)
+                per_chunk.append([lower[n_layer - n_top]])
+    if n_top is not None:
+        h = torch.cat([pc[0] for pc in per_chunk], dim=1)[0]
+        return h.float().numpy().astype(np.float16)
     layers = [torch.cat([pc[i] for pc in per_chunk], dim=1) for i in range(len(per_chunk[0]))]
     if tuple(stats) == FRAMES:
         return layer_frames(layers)
@@ -238,7 +273,8 @@ def extract_embeddings(
     """Embeddings of ``paths`` (one process; the encoder is loaded once). Never raises per clip:
     failures are listed in ``errors``. Same result type as :func:`emovox.features.extract`;
     with ``config.stats == FRAMES``, ``X`` is an object array of ``(n_layers, T, D)`` float16
-    arrays (one per usable clip) and ``names`` is empty.
+    arrays (one per usable clip) and ``names`` is empty; with ``top_input_stats(N)``, of
+    ``(T, D)`` float16 arrays (the input of the top ``N`` blocks, 50 per second).
     """
     import torch
 
@@ -255,7 +291,7 @@ def extract_embeddings(
     reasons: dict[int, str] = {}
     encoder = None
     n_cached = 0
-    frames = tuple(config.stats) == FRAMES
+    frames = tuple(config.stats) == FRAMES or top_input_blocks(config.stats) is not None
     with progress_bar(progress) as bar:
         task = bar.add_task(f"whisper:{Path(config.encoder).name}", total=n)
         for i, p in enumerate(paths):

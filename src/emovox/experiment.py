@@ -26,6 +26,7 @@ from emovox.embeddings import (
     extract_embeddings,
     is_embedding_spec,
     stack_results,
+    top_input_stats,
 )
 from emovox.features import FeatureConfig, extract
 from emovox.features.extract import ExtractResult
@@ -185,7 +186,7 @@ def load_dataset(
                 f"model {cfg.model!r} reads one encoder's frames; {cfg.features!r} names "
                 f"{len(encoders)} (stack encoders with a pooled head such as logreg)"
             )
-        stats = FRAMES if sequence else EmbeddingConfig().stats
+        stats = sequence_stats(cfg) if sequence else EmbeddingConfig().stats
         embs = [EmbeddingConfig(e, stats=stats) for e in encoders]
         feats = _stacked_embeddings(paths, embs, pre, progress)
     else:
@@ -215,6 +216,30 @@ def load_dataset(
         problems=[(p.path, p.reason) for p in manifest.problems],
         views=views,
     )
+
+
+def sequence_stats(cfg: ExperimentConfig) -> tuple[str, ...]:
+    """What a sequence model reads: every layer's frames (``attentive``), or the hidden states
+    entering the top ``blocks`` blocks (``finetune``, ``params["blocks"]``, default 1)."""
+    if cfg.model == "finetune":
+        from emovox.models.finetune import FinetuneHead
+
+        return top_input_stats(int(str(cfg.params.get("blocks", FinetuneHead().blocks))))
+    return FRAMES
+
+
+def model_params(cfg: ExperimentConfig) -> dict[str, object]:
+    """The model's settings: ``cfg.params``, plus the encoder for ``finetune`` (the one the
+    features name, whose top blocks it fine-tunes)."""
+    params = dict(cfg.params)
+    if cfg.model == "finetune":
+        encoder = encoder_names(cfg.features)[0]
+        if params.setdefault("encoder", encoder) != encoder:
+            raise ValueError(
+                f"finetune's encoder is the one the features name ({encoder!r}), "
+                f"not {params['encoder']!r}: change --features instead"
+            )
+    return params
 
 
 def _stacked_embeddings(
@@ -259,7 +284,7 @@ def class_probabilities(model, X: np.ndarray, labels: Sequence[str]) -> np.ndarr
 
 
 def _fit(cfg: ExperimentConfig, X: np.ndarray, y: np.ndarray, groups: np.ndarray, leaky: bool):
-    model = make_model(cfg.model, seed=cfg.seed, probability=False, **cfg.params)
+    model = make_model(cfg.model, seed=cfg.seed, probability=False, **model_params(cfg))
     if not cfg.tune:
         return model.fit(X, y)
     if cfg.model in SEQUENCE_MODELS:

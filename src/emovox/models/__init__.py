@@ -1,6 +1,7 @@
 """Classical classifiers (the paper's Table 2: KNN, LDA, SVM, RDA) plus a per-class GMM and a
-logistic regression (the head for frozen encoder embeddings), and the attentive head over
-encoder frames (:mod:`emovox.models.attentive`; :func:`make_model` builds any of them).
+logistic regression (the head for frozen encoder embeddings), the attentive head over
+encoder frames (:mod:`emovox.models.attentive`) and fine-tuning of the encoder's top blocks
+(:mod:`emovox.models.finetune`); :func:`make_model` builds any of them.
 
 :func:`make_classical` returns an *unfitted* ``Pipeline(StandardScaler -> estimator)``, so feature
 scaling is always learnt inside the training fold. :func:`default_param_grid` gives a small grid
@@ -41,7 +42,7 @@ __all__ = [
 CLASSICAL: frozenset[str] = frozenset({"knn", "lda", "svm", "rda", "gmm", "logreg"})
 
 #: Models that take frame sequences ``(n_layers, T, D)`` per clip instead of one vector.
-SEQUENCE_MODELS: frozenset[str] = frozenset({"attentive"})
+SEQUENCE_MODELS: frozenset[str] = frozenset({"attentive", "finetune"})
 
 #: Step names of the pipeline built by :func:`make_classical`.
 SCALER_STEP = "scale"
@@ -59,9 +60,15 @@ def _check_name(name: str, known: frozenset[str] = CLASSICAL) -> str:
 
 
 def make_model(name: str, seed: int = 0, probability: bool = True, **params: Any) -> Any:
-    """Any evaluable model by its CLI name: a :func:`make_classical` pipeline, or the
-    :class:`~emovox.models.attentive.AttentiveHead` for ``"attentive"`` (frame input)."""
+    """Any evaluable model by its CLI name: a :func:`make_classical` pipeline, the
+    :class:`~emovox.models.attentive.AttentiveHead` for ``"attentive"`` (frame input), or the
+    :class:`~emovox.models.finetune.FinetuneHead` for ``"finetune"`` (the hidden states
+    entering the encoder's top blocks; ``params`` name the ``encoder`` and the ``blocks``)."""
     key = _check_name(name, CLASSICAL | SEQUENCE_MODELS)
+    if key == "finetune":
+        from emovox.models.finetune import FinetuneHead
+
+        return FinetuneHead(seed=seed).set_params(**params)  # unknown names: ValueError
     if key == "attentive":
         from emovox.models.attentive import AttentiveHead
 
