@@ -11,9 +11,10 @@ blocks, 50 frames per second, float16). Input is therefore a sequence of per-cli
    :class:`emovox.backbones.whisper.ResidualAttentionBlock`, so the weights are the real ones);
 2. a pooling head: the mean and standard deviation over time (``pool="stats"``) or attentive
    statistics pooling (``pool="attentive"``), padding masked out;
-3. one linear classifier (with dropout before it); options: ``norm`` batch-normalises the
-   pooled statistics first, ``skip`` pools the frozen input of the top blocks too and puts
-   its statistics beside those of the trained blocks' output.
+3. batch normalisation of the pooled statistics (``norm``, on by default: the head sees
+   standardised statistics, as the logistic head does), then one linear classifier with
+   dropout before it; ``skip`` also pools the frozen input of the top blocks and puts its
+   statistics beside those of the trained blocks' output.
 
 Training (training clips only): AdamW with a lower learning rate for the pretrained blocks
 (``block_lr``) than for the new head (``lr``), linear warm-up then cosine decay,
@@ -127,7 +128,7 @@ class FinetuneHead:
         self,
         encoder: Any = "tiny.en",
         blocks: int = 1,
-        epochs: int = 8,
+        epochs: int = 6,
         lr: float = 1e-3,
         block_lr: float = 1e-4,
         weight_decay: float = 0.01,
@@ -137,7 +138,7 @@ class FinetuneHead:
         time_masks: int = 2,
         time_mask_width: int = 10,
         pool: str = "stats",
-        norm: bool = False,
+        norm: bool = True,
         skip: bool = False,
         warmup: float = 0.1,
         seed: int = 0,
