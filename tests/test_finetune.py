@@ -276,6 +276,10 @@ def test_bad_input_and_settings(encoder_path: str) -> None:
     with pytest.raises(ValueError, match="unknown parameter"):
         make_model("finetune", lr_head=1.0)
     assert make_model("finetune", blocks=2, epochs=3).get_params()["blocks"] == 2
+    off = FinetuneHead(encoder=encoder_path, epochs=0, norm="false").fit(X, y)  # --param text
+    assert isinstance(off.net_.norm, torch.nn.Identity)
+    with pytest.raises(ValueError, match="yes/no"):
+        FinetuneHead(encoder=encoder_path, epochs=0, skip="maybe").fit(X, y)
 
 
 # ----------------------------------------------------------------------------- evaluate

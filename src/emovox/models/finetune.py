@@ -57,6 +57,18 @@ _PARAMS = (
 )
 
 
+def _flag(value: Any) -> bool:
+    """A yes/no setting from Python, TOML or ``--param`` (``norm=0``, ``norm=false``)."""
+    if isinstance(value, str):
+        v = value.strip().lower()
+        if v in ("1", "true", "yes", "on"):
+            return True
+        if v in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"expected a yes/no value (true/false, 1/0), got {value!r}")
+    return bool(value)
+
+
 def _build_net(
     blocks: list[Any],
     ln_post: Any,
@@ -273,8 +285,8 @@ class FinetuneHead:
             len(self.classes_),
             self.pool,
             self.dropout,
-            bool(self.norm),
-            bool(self.skip),
+            _flag(self.norm),
+            _flag(self.skip),
         )
         counts = np.bincount(yi, minlength=len(self.classes_))
         weight = torch.tensor(len(yi) / (len(counts) * np.maximum(counts, 1)), dtype=torch.float32)
