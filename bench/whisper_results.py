@@ -11,6 +11,7 @@ Methods (each a head over the same frozen encoder, all speaker-independent):
   attentive+speed  the attentive head with the same training views
   finetune       the encoder's top block fine-tuned (lower blocks frozen, their output cached)
                  + mean/std pooling + a linear classifier (`--model finetune`, FINETUNE below)
+  finetune-3ep   the same for 3 epochs (the cross-corpus training sets are 8-10 times larger)
   logreg+speaker-norm  features standardised per speaker before the head (`--adapt speaker`):
                  no labels, but UNLABELED CLIPS OF EACH TEST SPEAKER are used (transductive)
   logreg+corpus-norm   the same per corpus (`--adapt corpus`): needs a batch of unlabeled
@@ -54,6 +55,7 @@ METHODS = {  # name: (model, training views, adaptation, model settings)
     "attentive": ("attentive", [], "none", {}),
     "attentive+speed": ("attentive", SPEED, "none", {}),
     "finetune": ("finetune", [], "none", FINETUNE),
+    "finetune-3ep": ("finetune", [], "none", FINETUNE | {"epochs": 3}),  # larger training sets
     "logreg+speaker-norm": ("logreg", [], "speaker", {}),
     "logreg+corpus-norm": ("logreg", [], "corpus", {}),
 }

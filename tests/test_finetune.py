@@ -232,6 +232,12 @@ def test_clips_longer_than_the_context_run_in_pieces(skip: bool) -> None:
     np.testing.assert_allclose(got[1], head.predict_proba(X[:1])[0], atol=1e-6)
 
 
+def test_a_last_batch_of_one_clip_trains(encoder_path: str) -> None:
+    X, y = _signal_frames(17, 0)  # 16 + 1: batch normalisation cannot train on one clip
+    head = FinetuneHead(encoder=encoder_path, epochs=1, batch_size=16).fit(X, y)
+    assert len(head.loss_curve_) == 1 and np.isfinite(head.loss_curve_[0])
+
+
 def test_same_seed_same_model_other_seed_other_model(encoder_path: str) -> None:
     X, y = _signal_frames(40, 0)
     Xt, _ = _signal_frames(10, 1)

@@ -317,6 +317,8 @@ class FinetuneHead:
             batches = [
                 order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)
             ]
+            if len(batches) > 1 and len(batches[-1]) == 1:  # batch norm needs two clips
+                batches[-2:] = [np.concatenate(batches[-2:])]
             running = 0.0
             for b in rng.permutation(len(batches)):
                 idx = batches[b]
