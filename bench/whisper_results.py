@@ -281,7 +281,7 @@ def whisper_table(encoders: tuple[str, ...] = ENCODERS) -> str:
         "`logreg+cnn` fuses the `logreg` run with the log-mel CNN's run on the same folds "
         "(`emovox fuse`, equal weights). `-C0.001`: the logistic head with C = 0.001 "
         "instead of 0.01; `+speed`: speed-perturbed copies of the training clips. "
-        "`finetune`: the encoder's top block trained (`--model finetune`).",
+        "`finetune`: the encoder's top block trained (`--model finetune`, 6 epochs; `-3ep`: 3).",
     ]
     return "\n".join(lines)
 
