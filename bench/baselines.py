@@ -53,6 +53,7 @@ def main() -> None:
                     "macro_f1": r["macro_f1"],
                     "per_class": r["per_class"],
                     "folds": r["folds"],
+                    "fold_ua": r.get("fold_ua"),
                     "n": r["n"],
                     "wall_s": r["wall_s"],
                     "hardware": results_db.hardware(),
