@@ -3,7 +3,7 @@
     python bench/bench_cnn_train.py [--threads 2] [--config configs/paper-model2.toml]
 
 Trains fold 1 of the speaker 5-fold split of RAVDESS + TESS + SAVEE + CREMA-D (paper7: about
-7,600 training and 1,200 validation clips, 12 epochs, on-the-fly augmentation) from scratch, then
+7,600 training and 1,200 validation clips, the config's epochs and augmentation) from scratch, then
 evaluates its test speakers, and writes ``bench/results/cnn_train.json``. Decoding the audio is
 timed apart from training. Run it on an otherwise idle machine.
 """

@@ -30,7 +30,8 @@ def row(run_dir: Path) -> dict:
     if m["protocol"] == "cross-corpus":
         overrides.append(
             f"--train-corpora {','.join(cfg['train_corpora'])} "
-            f"--test-corpora {','.join(cfg['test_corpora'])} --name {cfg['name']}"
+            f"--test-corpora {','.join(cfg['test_corpora'])} "
+            f"--name {cfg['name'].removesuffix('-' + m['protocol'])}"
         )
     pretrained = cfg.get("pretrained")
     if pretrained:

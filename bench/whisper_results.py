@@ -18,7 +18,8 @@ Methods (each a head over the same frozen encoder, all speaker-independent):
                  clips from the target collection
   logreg+cnn     late fusion (`emovox fuse`, equal weights) of the logreg run with the log-mel
                  CNN run on the same folds (CNN_RUNS: `emovox train` runs of
-                 configs/paper-model2.toml, cnn-crema_d.toml, cnn-ravdess.toml)
+                 configs/paper-model2-12ep.toml (the first Model 2 recipe), cnn-crema_d.toml,
+                 cnn-ravdess.toml)
   logreg+tiny.en with --encoder base: late fusion of base's and tiny.en's logreg runs
   logreg-C0.001  the logistic head with ten times stronger regularisation (C = 0.001)
   logreg-C0.001+speed  the same with the speed views
@@ -60,7 +61,7 @@ METHODS = {  # name: (model, training views, adaptation, model settings)
     "logreg+corpus-norm": ("logreg", [], "corpus", {}),
 }
 CNN_RUNS = {  # setup: the `emovox train` run of the log-mel CNN on the same folds
-    "four": "runs/paper-model2-speaker-kfold",  # configs/paper-model2.toml
+    "four": "runs/paper-model2-12ep-speaker-kfold",  # configs/paper-model2-12ep.toml
     "crema_d": "runs/cnn-crema_d-speaker-kfold",  # configs/cnn-crema_d.toml
     "ravdess": "runs/cnn-ravdess-speaker-kfold",  # configs/cnn-ravdess.toml
 }
@@ -69,7 +70,7 @@ for _t in [
     "tess",
     "savee",
     "crema_d",
-]:  # emovox train --config configs/paper-model2.toml
+]:  # emovox train --config configs/paper-model2-12ep.toml
     # --protocol cross-corpus --train-corpora <the other three> --test-corpora _t
     # --name paper-model2-cross-_t
     CNN_RUNS[f"cross-{_t}"] = f"runs/paper-model2-cross-{_t}-cross-corpus"
@@ -115,6 +116,7 @@ def _row(name: str, m: dict, data_labels, protocol: str, test, wall: float, comm
         "macro_f1": m["macro_f1"],
         "per_class": m["per_class"],
         "folds": m["folds"],
+        "fold_ua": m.get("fold_ua"),
         "n": m["n"],
         "wall_s": round(wall, 2),
         "hardware": results_db.hardware(),

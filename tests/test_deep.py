@@ -533,3 +533,31 @@ def test_cached_training_resume_matches_uninterrupted(tones, tmp_path):
     for k in a:
         if not k.startswith("__"):
             torch.testing.assert_close(a[k], b[k])
+
+
+def test_every_augmentation_is_classed_waveform_or_spectrogram():
+    from dataclasses import fields
+
+    from emovox.deep.augment import WAVEFORM_PROBS
+
+    probs = {f.name for f in fields(AugmentConfig) if f.name.startswith("p_")}
+    assert probs == set(WAVEFORM_PROBS) | {"p_image", "p_specaug"}  # a new p_* must be classed
+
+
+def test_cache_is_filled_before_worker_processes_start(tones, tmp_path, monkeypatch):
+    tr, ty, va, vy = tones
+    calls: list[int] = []
+    made: list[ClipDataset] = []
+    real_init = ClipDataset.__init__
+
+    def record(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        made.append(self)
+
+    monkeypatch.setattr(ClipDataset, "__init__", record)
+    monkeypatch.setattr(train_mod, "default_feature_fn", lambda cfg: _counting_log_mel(calls))
+    cfg = replace(FAST, epochs=2, augment=SPEC_ONLY, feature_cache=True, workers=1)
+    Trainer(cfg).fit(tr, ty, va, vy, _tiny(), tmp_path / "r", progress=False)
+    train_ds = next(d for d in made if d.train)
+    assert len(train_ds._features) == len(tr)  # filled in this process, inherited by workers
+    assert len(calls) == len(tr) + len(va)  # workers found every clip computed already

@@ -192,6 +192,21 @@ def test_shipped_configs_parse(name):
     assert cfg.run_name() == f"{Path(name).stem}-speaker-kfold"  # configs never share runs
 
 
+def test_paper_augment_first_needs_a_waveform_augmentation():
+    """The paper's augment-first copies come from waveform augmentation; with all of it off
+    (as in paper-model2.toml) the copies would be duplicates, so the config is refused."""
+    with pytest.raises(ConfigError, match="identical clips"):
+        load_config(
+            REPO / "configs" / "paper-model2.toml",
+            {"protocol": "random", "paper_augment_first": True},
+        )
+    cfg = load_config(
+        REPO / "configs" / "paper-model2-12ep.toml",
+        {"protocol": "random", "paper_augment_first": True},
+    )
+    assert cfg.leaky
+
+
 def test_model2_config_trains_on_cached_features():
     """The shipped Model 2 recipe augments spectrograms only, so the trainer's cache is used."""
     cfg = load_config(REPO / "configs" / "paper-model2.toml")

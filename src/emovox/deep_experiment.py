@@ -309,6 +309,12 @@ def _validate(cfg: DeepConfig) -> None:
             f"allowed with protocol 'random' (LEAKY), not {cfg.protocol!r}. Set "
             "paper_augment_first = false for a speaker-independent run, or use --protocol random."
         )
+    if cfg.paper_augment_first and not cfg.train.augment.waveform_enabled:
+        raise ConfigError(
+            f"paper_augment_first (in {where}) makes its copies with the waveform augmentations, "
+            "and every one of them is off in [augment] (p_speed, p_pitch, p_reverb, p_noise, "
+            "p_gain, p_shift), so the copies would be identical clips; turn one on"
+        )
     if cfg.k < 2:
         raise ConfigError(f"k in {where} must be at least 2, got {cfg.k}")
     if cfg.folds is not None and cfg.folds < 1:

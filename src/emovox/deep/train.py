@@ -260,6 +260,13 @@ class ClipDataset(Dataset):
             self._features[i] = S
         return S
 
+    def fill_cache(self) -> None:
+        """Compute every clip's features now (DataLoader workers, which are new processes each
+        epoch, then inherit them instead of filling copies that are thrown away)."""
+        if self.cache_features:
+            for i in range(len(self.wavs)):
+                self._clip_features(i, np.asarray(self.wavs[i], dtype=np.float32))
+
     def _eval_padded(self, y: np.ndarray) -> np.ndarray:
         cfg = self.cfg
         win_s = cfg.crop_seconds if cfg.eval_window is None else cfg.eval_window
@@ -702,6 +709,8 @@ class Trainer:
             cache_features=cache,
         )
         val_ds = ClipDataset(val_wavs, vy, cfg, self.feature_fn, train=False, cache_features=cache)
+        if cfg.workers:  # worker processes start from this process's cache each epoch: fill it
+            train_ds.fill_cache()
         weights = self._class_weights(ty, k).to(device)
         n_batches = len(self._batches(len(ty), np.random.default_rng(0)))
         total_steps = cfg.epochs * n_batches
