@@ -95,8 +95,14 @@ def _summary(rows: list[dict]) -> list[str]:
         found = True
 
         def fmt(rs: list[dict]) -> str:
+            def where(r: dict) -> str:
+                cfg = r.get("config") or ""
+                return f", `{cfg}`" if cfg.startswith("configs/") else ""
+
             return (
-                "; ".join(f"{_pct(r['ua'])} ({_proto(r).replace(' **LEAKY**', '')})" for r in rs)
+                "; ".join(
+                    f"{_pct(r['ua'])} ({_proto(r).replace(' **LEAKY**', '')}{where(r)})" for r in rs
+                )
                 or "–"
             )
 
