@@ -127,13 +127,8 @@ COMPARE = [  # (label, model, corpora, protocol, test[, config]): docs/deep-mode
     ("CNN (first Model 2 recipe), RAVDESS alone", "cnn", ["ravdess"], "speaker-kfold", None),
     ("SVM, hand-made features", "svm", ["ravdess"], "speaker-kfold", None),
     *[
-        (
-            "Model 2: CNN (first recipe), trained on the other three",
-            "cnn",
-            FOUR,
-            "cross-corpus",
-            [t],
-        )
+        (f"Model 2: CNN{tag}, trained on the other three", "cnn", FOUR, "cross-corpus", [t], cfg)
+        for tag, cfg in (("", M2), (" (first recipe)", M2_12))
         for t in ("ravdess", "tess", "savee", "crema_d")
     ],
     (
