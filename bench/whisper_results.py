@@ -281,7 +281,9 @@ def whisper_table(encoders: tuple[str, ...] = ENCODERS) -> str:
         "the statistics of each test speaker's (corpus's) own unlabeled clips; see "
         "[protocols.md](protocols.md#training-views-and-adaptation-opt-in-marked). "
         "`logreg+cnn` fuses the `logreg` run with the log-mel CNN's run on the same folds "
-        "(`emovox fuse`, equal weights). `-C0.001`: the logistic head with C = 0.001 "
+        "(`emovox fuse`, equal weights; the CNN of the first Model 2 recipe, "
+        "configs/paper-model2-12ep.toml, and configs/cnn-{crema_d,ravdess}.toml). "
+        "`-C0.001`: the logistic head with C = 0.001 "
         "instead of 0.01; `+speed`: speed-perturbed copies of the training clips. "
         "`finetune`: the encoder's top block trained (`--model finetune`, 6 epochs; `-3ep`: 3).",
     ]

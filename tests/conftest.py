@@ -49,3 +49,14 @@ def write_ravdess_tree(base: Path, repetitions: int = 1) -> Path:
 def ravdess_tree(tmp_path) -> Path:
     """A tiny RAVDESS-layout corpus: 6 actors x 4 emotions x 2 statements, synthetic audio."""
     return write_ravdess_tree(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Run a test module's torch work on one thread (restored afterwards)."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -40,12 +40,7 @@ SR = 16_000
 DIM = 32
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def small_encoder(seed: int = 0, n_ctx: int = 1500, n_layer: int = 3) -> WhisperEncoder:

@@ -26,6 +26,18 @@ from sklearn.svm import SVC
 from emovox.models.gmm import GaussianMixtureClassifier
 from emovox.models.rda import RDA
 
+
+def require_torch(what: str) -> Any:
+    """The ``torch`` module, or an ImportError saying that ``what`` needs PyTorch."""
+    try:
+        import torch
+    except ImportError as exc:  # pragma: no cover - torch is in the deep extra
+        raise ImportError(
+            f"{what} needs PyTorch: pip install 'emovox[deep]' (on CPU: pip install torch==2.13.0)"
+        ) from exc
+    return torch
+
+
 __all__ = [
     "CLASSICAL",
     "CLF_STEP",

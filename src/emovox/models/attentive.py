@@ -23,16 +23,11 @@ from typing import Any
 
 import numpy as np
 
+from emovox.models import require_torch
+
 
 def _torch():
-    try:
-        import torch
-    except ImportError as exc:  # pragma: no cover - torch is in the deep extra
-        raise ImportError(
-            "the attentive head needs PyTorch: pip install 'emovox[deep]' "
-            "(on CPU: pip install torch==2.13.0)"
-        ) from exc
-    return torch
+    return require_torch("the attentive head")
 
 
 def _build_net(n_layers: int, dim: int, hidden: int, n_classes: int, dropout: float):

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from emovox.models.attentive import _torch
+from emovox.models import require_torch
 
 _PARAMS = (
     "encoder",
@@ -78,7 +78,7 @@ def _build_net(
     norm: bool = False,
     skip: bool = False,
 ):
-    torch = _torch()
+    torch = require_torch("the fine-tuned encoder head")
     nn = torch.nn
     dim = int(ln_post.normalized_shape[0])
 
@@ -238,7 +238,7 @@ class FinetuneHead:
         return keep
 
     def _batch(self, parts: list[np.ndarray], rng: np.random.Generator | None):
-        torch = _torch()
+        torch = require_torch("the fine-tuned encoder head")
         t_max = max(p.shape[0] for p in parts)
         xb = np.zeros((len(parts), t_max, parts[0].shape[1]), dtype=np.float32)
         mask = np.zeros((len(parts), t_max), dtype=bool)
@@ -257,7 +257,7 @@ class FinetuneHead:
 
     # ------------------------------------------------------------------ API
     def fit(self, X: Sequence[np.ndarray], y: Sequence[Any]) -> FinetuneHead:
-        torch = _torch()
+        torch = require_torch("the fine-tuned encoder head")
         seqs = self._check(X)
         y = np.asarray(y)
         if len(y) != len(seqs):
@@ -336,7 +336,7 @@ class FinetuneHead:
 
     def _encode_long(self, x: np.ndarray):
         """One clip longer than the context: its pieces through the blocks, then joined."""
-        torch = _torch()
+        torch = require_torch("the fine-tuned encoder head")
         pieces = []
         for s in range(0, x.shape[0], self.n_ctx_):
             xb, mb = self._batch([x[s : s + self.n_ctx_]], None)
@@ -346,7 +346,7 @@ class FinetuneHead:
         return h, torch.ones(h.shape[:2], dtype=torch.bool), x_all
 
     def predict_proba(self, X: Sequence[np.ndarray]) -> np.ndarray:
-        torch = _torch()
+        torch = require_torch("the fine-tuned encoder head")
         if not hasattr(self, "net_"):
             raise RuntimeError("FinetuneHead is not fitted yet: call fit first")
         seqs = self._check(X)
