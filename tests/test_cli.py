@@ -113,8 +113,24 @@ def test_main_job_without_corpora_explains(tmp_path):
 
 
 def test_evaluate_with_noise_reduction_records_it(ravdess_tree, tmp_path):
-    res = runner.invoke(app, ["evaluate", "--model", "lda", "--root", str(ravdess_tree), "--k", "3",
-                              "--denoise", "--out", str(tmp_path), "--name", "dn", "--json"])
+    res = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "--model",
+            "lda",
+            "--root",
+            str(ravdess_tree),
+            "--k",
+            "3",
+            "--denoise",
+            "--out",
+            str(tmp_path),
+            "--name",
+            "dn",
+            "--json",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert json.loads((tmp_path / "dn" / "config.json").read_text())["denoise"] is True
     assert last_json(res.stdout)["n"] == 48

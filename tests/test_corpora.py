@@ -163,12 +163,19 @@ def test_ravdess(tree):
     ]
     c = clips["ravdess:03-01-05-01-02-01-01"]
     assert (c.emotion, c.label, c.speaker, c.gender, c.text) == (
-        "angry", "05", "ravdess:01", "male", "ravdess:02"
+        "angry",
+        "05",
+        "ravdess:01",
+        "male",
+        "ravdess:02",
     )
     assert c.duration == pytest.approx(0.3) and c.sample_rate == SR
     c = clips["ravdess:03-01-08-02-01-02-12"]
     assert (c.emotion, c.gender, c.speaker, c.sample_rate) == (
-        "surprised", "female", "ravdess:12", 48000
+        "surprised",
+        "female",
+        "ravdess:12",
+        48000,
     )
     r = reasons(m)
     assert set(r) == {
@@ -204,7 +211,10 @@ def test_tess_quirks(tree):
     assert clips["tess:OAF_dog_ps"].emotion == "surprised"
     ps = clips["tess:YAF_back_ps"]
     assert (ps.emotion, ps.label, ps.speaker, ps.text) == (
-        "surprised", "ps", "tess:YAF", "tess:back"
+        "surprised",
+        "ps",
+        "tess:YAF",
+        "tess:back",
     )
     assert clips["tess:YAF_germ_angry"].duration == pytest.approx(0.3)  # AIFF inside .wav
     assert {c.gender for c in m.clips} == {"female"}
@@ -218,11 +228,19 @@ def test_savee_nested_layout(tree):
     m = savee.load(tree["savee"])
     clips = by_id(m)
     assert sorted(clips) == [
-        "savee:DC_a01", "savee:DC_n25", "savee:DC_sa03", "savee:DC_su03", "savee:KL_h15"
+        "savee:DC_a01",
+        "savee:DC_n25",
+        "savee:DC_sa03",
+        "savee:DC_su03",
+        "savee:KL_h15",
     ]
     sa = clips["savee:DC_sa03"]
     assert (sa.emotion, sa.label, sa.speaker, sa.gender, sa.text) == (
-        "sad", "sa", "savee:DC", "male", "savee:sa03"
+        "sad",
+        "sa",
+        "savee:DC",
+        "male",
+        "savee:sa03",
     )
     assert clips["savee:DC_su03"].emotion == "surprised"
     assert clips["savee:DC_su03"].text != sa.text  # sentence numbers restart per emotion
@@ -243,11 +261,17 @@ def test_crema_d(tree):
     m = crema_d.load(tree["crema_d"])
     clips = by_id(m)
     assert sorted(clips) == [
-        "crema_d:1001_DFA_ANG_XX", "crema_d:1002_IEO_HAP_HI", "crema_d:1040_ITH_SAD_XX"
+        "crema_d:1001_DFA_ANG_XX",
+        "crema_d:1002_IEO_HAP_HI",
+        "crema_d:1040_ITH_SAD_XX",
     ]
     c = clips["crema_d:1001_DFA_ANG_XX"]
     assert (c.emotion, c.label, c.speaker, c.gender, c.text) == (
-        "angry", "ANG", "crema_d:1001", "male", "crema_d:DFA"
+        "angry",
+        "ANG",
+        "crema_d:1001",
+        "male",
+        "crema_d:DFA",
     )
     assert clips["crema_d:1002_IEO_HAP_HI"].gender == "female"
     quirk = clips["crema_d:1040_ITH_SAD_XX"]
@@ -270,7 +294,11 @@ def test_emodb(tree):
     assert sorted(clips) == ["emodb:03a01Fa", "emodb:08b02Wb", "emodb:16a05Lc"]
     c = clips["emodb:03a01Fa"]
     assert (c.emotion, c.label, c.speaker, c.gender, c.text) == (
-        "happy", "F", "emodb:03", "male", "emodb:a01"
+        "happy",
+        "F",
+        "emodb:03",
+        "male",
+        "emodb:a01",
     )
     assert (clips["emodb:08b02Wb"].emotion, clips["emodb:08b02Wb"].gender) == ("angry", "female")
     assert clips["emodb:16a05Lc"].emotion == "boredom"
@@ -291,7 +319,10 @@ def test_generic_folder_per_emotion(tmp_path):
     assert sorted(clips) == ["custom:mine/Happiness/b", "custom:mine/angry/a"]
     a = clips["custom:mine/angry/a"]
     assert (a.corpus, a.emotion, a.label, a.speaker) == (
-        "custom", "angry", "angry", "custom:unknown"
+        "custom",
+        "angry",
+        "angry",
+        "custom:unknown",
     )
     assert clips["custom:mine/Happiness/b"].emotion == "happy"
     assert set(reasons(m)) == {"c.wav", "loose.wav"}
@@ -303,7 +334,8 @@ def test_generic_speaker_folders(tmp_path):
     write_tone(root / "bob" / "neutral" / "1.wav")
     m = generic.load_folder(root)
     assert {(c.speaker, c.emotion) for c in m.clips} == {
-        ("custom:alice", "sad"), ("custom:bob", "neutral")
+        ("custom:alice", "sad"),
+        ("custom:bob", "neutral"),
     }
     assert len({c.id for c in m.clips}) == 2 and not m.problems
 
@@ -332,7 +364,10 @@ def test_generic_csv(tmp_path):
     assert sorted(clips) == ["four.wav", "one.wav", "two.flac"]
     one = clips["one.wav"]
     assert (one.corpus, one.emotion, one.label, one.speaker) == (
-        "custom", "angry", "Anger", "custom:s1"
+        "custom",
+        "angry",
+        "Anger",
+        "custom:s1",
     )
     assert one.path == str(tmp_path / "audio" / "one.wav")
     assert (clips["two.flac"].corpus, clips["two.flac"].speaker) == ("mydb", "mydb:s2")
@@ -384,7 +419,8 @@ def test_detect_from_corpus_folder_and_deeper(tree, tmp_path):
     assert corpora.detect(tmp_path / "savee_all") == [("savee", tmp_path / "savee_all" / "ALL")]
     # CREMA-D genders are still found next to AudioWAV
     assert {c.gender for c in corpora.scan([tree["crema_d"] / "AudioWAV"]).clips} == {
-        "male", "female"
+        "male",
+        "female",
     }
 
 
@@ -405,10 +441,17 @@ def test_scan_everything(tree):
     stray = write_tone(tree["base"] / "misc" / "note to self.wav")
     m = corpora.scan([tree["base"]])
     counts = {k: v["clips"] for k, v in m.summary().items()}
-    assert counts == {"crema_d": 3, "emodb": 3, "ravdess": 3, "savee": 5, "tess": 6,
-                      "unrecognised": 0}
+    assert counts == {
+        "crema_d": 3,
+        "emodb": 3,
+        "ravdess": 3,
+        "savee": 5,
+        "tess": 6,
+        "unrecognised": 0,
+    }
     assert m.summary()["unrecognised"]["problems"] == [
-        {"path": str(stray), "reason": "audio file outside any recognised corpus layout"}]
+        {"path": str(stray), "reason": "audio file outside any recognised corpus layout"}
+    ]
     ids = [c.id for c in m.clips]
     assert len(ids) == len(set(ids))
     assert len({c.speaker for c in m.clips}) == 2 + 2 + 2 + 3 + 3

@@ -42,6 +42,7 @@ from emovox.deep import (
     speed,
     time_shift,
 )
+from emovox.deep.nets import architecture_of, build_model, time_delta
 from emovox.features import log_mel
 
 torch.set_num_threads(2)
@@ -90,6 +91,47 @@ def test_emotion_cnn_any_length(T):
     m = EmotionCNN(7).eval()
     assert 300_000 <= n_parameters(m) <= 1_000_000
     assert m(torch.randn(2, 1, 64, T)).shape == (2, 7)
+
+
+@pytest.mark.parametrize("T", [1, 8, 101, 333])
+@pytest.mark.parametrize("pool", ["global", "time"])
+def test_emotion_cnn_deltas_and_time_pooling_any_length(T, pool):
+    m = EmotionCNN(7, n_mels=N_MELS, deltas=True, pool=pool).eval()
+    assert m.blocks[0][0].in_channels == 3  # log-mel, delta, delta-delta
+    assert m(torch.randn(2, 1, N_MELS, T)).shape == (2, 7)
+    name, kwargs = architecture_of(m)
+    rebuilt = build_model(name, **kwargs)
+    rebuilt.load_state_dict(m.state_dict())
+    x = torch.randn(1, 1, N_MELS, 50)
+    torch.testing.assert_close(rebuilt.eval()(x), m(x))
+
+
+def test_time_delta_matches_the_numpy_delta():
+    from emovox.features import delta
+
+    x = torch.randn(2, 1, 5, 40)
+    np.testing.assert_allclose(time_delta(x).numpy(), delta(x.numpy()), atol=1e-5)
+    ramp = torch.arange(20.0).expand(1, 1, 3, 20)
+    assert torch.allclose(time_delta(ramp)[..., 2:-2], torch.ones(1, 1, 3, 16))
+
+
+def test_time_pooling_keeps_frequency_position():
+    """pool="time" lets the head tell a pattern low in frequency from the same one high up;
+    pool="global" cannot (it averages over frequency too)."""
+    torch.manual_seed(0)
+    low, high = torch.zeros(1, 1, N_MELS, 40), torch.zeros(1, 1, N_MELS, 40)
+    low[..., 2:6, :] = 3.0
+    high[..., 26:30, :] = 3.0
+    m = EmotionCNN(2, n_mels=N_MELS, width=8, pool="time").eval()
+    h_low, h_high = m.blocks(low), m.blocks(high)
+    rows_low, rows_high = h_low.mean(dim=(0, 1, 3)), h_high.mean(dim=(0, 1, 3))
+    assert rows_low.shape == (2,)  # 32 bands -> 2 rows after four pools
+    assert rows_low[0] > rows_low[1] and rows_high[1] > rows_high[0]
+    assert m.fc.in_features == 2 * 8 * 8 * 2  # 32 bands -> 2 rows after four pools
+    with pytest.raises(ValueError, match="pool"):
+        EmotionCNN(2, pool="freq")
+    with pytest.raises(ValueError, match="mel bands"):
+        m(torch.randn(1, 1, 64, 40))
 
 
 def test_resnet34_any_length_and_torchvision_names():

@@ -152,10 +152,20 @@ def test_timeline_overall_and_files(tmp_path):
         threshold=0.6,
         duration=10.0,
         segments=[
-            {"start": 0.0, "end": 1.0, "label": "a", "probabilities": {"a": 0.9, "b": 0.1},
-             "uncertain": False},
-            {"start": 2.0, "end": 5.0, "label": "b", "probabilities": {"a": 0.2, "b": 0.8},
-             "uncertain": False},
+            {
+                "start": 0.0,
+                "end": 1.0,
+                "label": "a",
+                "probabilities": {"a": 0.9, "b": 0.1},
+                "uncertain": False,
+            },
+            {
+                "start": 2.0,
+                "end": 5.0,
+                "label": "b",
+                "probabilities": {"a": 0.2, "b": 0.8},
+                "uncertain": False,
+            },
         ],  # fmt: skip
         vad="energy",
     )

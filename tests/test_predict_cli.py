@@ -85,9 +85,7 @@ def test_predict_json_one_object_per_file(fake_model, audio_dir, tmp_path):
     extra = tmp_path / "c.wav"
     sf.write(extra, tone(750, 1.2), SR)
     pattern = str(tmp_path / "*.wav")
-    res = runner.invoke(
-        app, ["predict", str(audio_dir), pattern, "--json", "--backend", "numpy"]
-    )
+    res = runner.invoke(app, ["predict", str(audio_dir), pattern, "--json", "--backend", "numpy"])
     assert res.exit_code == 0, res.output
     rows = json_lines(res.stdout)
     by_name = {Path(r["path"]).name: r for r in rows}

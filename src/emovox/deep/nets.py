@@ -33,6 +33,12 @@ class EmotionCNN(nn.Module):
     (cheap, unlike element dropout on the large early maps); the head uses ``dropout``.
     Pooling uses ``ceil_mode`` so any input with ``n_mels, T >= 1`` works. With the default
     ``width=32`` it has about 0.39 M parameters; it runs fastest in ``channels_last`` format.
+
+    ``deltas=True`` stacks the input's first and second regression deltas along time (as
+    :func:`emovox.features.delta` computes them, width 2) as extra input channels, computed
+    inside the network so every caller feeds plain log-mel. ``pool="time"`` pools over time
+    only and keeps the (pooled) frequency rows, so the head sees where in frequency a pattern
+    lies (pitch and formant regions); ``pool="global"`` pools over both axes.
     """
 
     def __init__(
@@ -43,6 +49,8 @@ class EmotionCNN(nn.Module):
         dropout: float = 0.3,
         in_channels: int = 1,
         convs: Sequence[int] = (1, 1, 1, 1),
+        deltas: bool = False,
+        pool: str = "global",
     ):
         super().__init__()
         _remember(
@@ -55,13 +63,19 @@ class EmotionCNN(nn.Module):
                 dropout=dropout,
                 in_channels=in_channels,
                 convs=list(convs),
+                deltas=deltas,
+                pool=pool,
             ),
         )
         if len(convs) != 4 or min(convs) < 1:
             raise ValueError(f"convs must be 4 positive counts, got {convs}")
+        if pool not in ("global", "time"):
+            raise ValueError(f"pool must be 'global' or 'time', got {pool!r}")
         self.n_mels = n_mels
+        self.deltas = deltas
+        self.pool = pool
         blocks: list[nn.Module] = []
-        c_in = in_channels
+        c_in = in_channels * (3 if deltas else 1)
         for i, k in enumerate(convs):
             c_out = width * 2**i
             layers: list[nn.Module] = []
@@ -76,12 +90,41 @@ class EmotionCNN(nn.Module):
             c_in = c_out
         self.blocks = nn.Sequential(*blocks)
         self.head_dropout = nn.Dropout(dropout)
-        self.fc = nn.Linear(2 * c_in, n_classes)
+        rows = n_mels if pool == "time" else 1
+        if pool == "time":  # frequency rows left after four ceil-mode 2x2 pools
+            for _ in range(4):
+                rows = -(-rows // 2)
+        self.fc = nn.Linear(2 * c_in * rows, n_classes)
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.deltas:
+            d1 = time_delta(x)
+            x = torch.cat([x, d1, time_delta(d1)], dim=1)
         h = self.blocks(x)
-        pooled = torch.cat([h.mean(dim=(2, 3)), h.amax(dim=(2, 3))], dim=1)
+        if self.pool == "time":
+            if h.shape[2] * h.shape[1] * 2 != self.fc.in_features:
+                raise ValueError(
+                    f"pool='time' was built for {self.n_mels} mel bands; got input with "
+                    f"{x.shape[2]}"
+                )
+            pooled = torch.cat([h.mean(dim=3).flatten(1), h.amax(dim=3).flatten(1)], dim=1)
+        else:
+            pooled = torch.cat([h.mean(dim=(2, 3)), h.amax(dim=(2, 3))], dim=1)
         return self.fc(self.head_dropout(pooled))
+
+
+def time_delta(x: Tensor, width: int = 2) -> Tensor:
+    """Regression deltas along the last (time) axis, edge-padded: the torch twin of
+    :func:`emovox.features.delta`, for ``(B, C, F, T)`` tensors."""
+    T = x.shape[-1]
+    pad = torch.cat(
+        [x[..., :1].expand(*x.shape[:-1], width), x, x[..., -1:].expand(*x.shape[:-1], width)],
+        dim=-1,
+    )
+    num = torch.zeros_like(x)
+    for n in range(1, width + 1):
+        num = num + n * (pad[..., width + n : width + n + T] - pad[..., width - n : width - n + T])
+    return num / (2 * sum(n * n for n in range(1, width + 1)))
 
 
 # --------------------------------------------------------------------------- ResNet-34
