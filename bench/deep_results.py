@@ -113,13 +113,17 @@ def training_times(run_dirs: list[Path]) -> str:
 
 FOUR = ["crema_d", "ravdess", "savee", "tess"]
 M2 = "configs/paper-model2.toml"
+M2_32 = "configs/paper-model2-32mel.toml"  # the second recipe (32 bands, no deltas)
 M2_12 = "configs/paper-model2-12ep.toml"  # the first recipe (12 epochs, waveform augmentation)
+RECIPES = (  # (label suffix, config) of the Model 2 recipes, newest first
+    ("", M2),
+    (", second recipe (32 bands)", M2_32),
+    (", first recipe (12 epochs)", M2_12),
+)
 COMPARE = [  # (label, model, corpora, protocol, test[, config]): docs/deep-models.md's rows
-    ("Model 2: CNN", "cnn", FOUR, "speaker-kfold", None, M2),
-    ("Model 2: CNN, first recipe (12 epochs)", "cnn", FOUR, "speaker-kfold", None, M2_12),
+    *[(f"Model 2: CNN{tag}", "cnn", FOUR, "speaker-kfold", None, c) for tag, c in RECIPES],
     ("SVM, hand-made features", "svm", FOUR, "speaker-kfold", None),
-    ("Model 2: CNN", "cnn", FOUR, "random", None, M2),
-    ("Model 2: CNN, first recipe (12 epochs)", "cnn", FOUR, "random", None, M2_12),
+    *[(f"Model 2: CNN{tag}", "cnn", FOUR, "random", None, c) for tag, c in RECIPES],
     ("SVM, hand-made features", "svm", FOUR, "random", None),
     ("Model 1: ResNet-34", "resnet34", ["ravdess", "tess"], "speaker-kfold", None),
     ("Model 1: ResNet-34", "resnet34", ["ravdess", "tess"], "random", None),
@@ -128,7 +132,7 @@ COMPARE = [  # (label, model, corpora, protocol, test[, config]): docs/deep-mode
     ("SVM, hand-made features", "svm", ["ravdess"], "speaker-kfold", None),
     *[
         (f"Model 2: CNN{tag}, trained on the other three", "cnn", FOUR, "cross-corpus", [t], cfg)
-        for tag, cfg in (("", M2), (" (first recipe)", M2_12))
+        for tag, cfg in RECIPES
         for t in ("ravdess", "tess", "savee", "crema_d")
     ],
     (
@@ -168,8 +172,7 @@ def deep_table() -> str:
 
 
 FOLD_ROWS = [  # (label, model, config or None): docs/deep-models.md's per-fold table
-    ("Model 2: CNN", "cnn", M2),
-    ("Model 2: CNN, first recipe (12 epochs)", "cnn", M2_12),
+    *[(f"Model 2: CNN{tag}", "cnn", c) for tag, c in RECIPES],
     ("SVM, hand-made features", "svm", None),
 ]
 

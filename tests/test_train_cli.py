@@ -183,7 +183,13 @@ def test_interrupted_fold_resumes_from_its_checkpoint(ravdess_tree, tmp_path):
 
 @pytest.mark.parametrize(
     "name",
-    ["paper-model1.toml", "paper-model2.toml", "paper-model2-12ep.toml", "tiny-test.toml"],
+    [
+        "paper-model1.toml",
+        "paper-model2.toml",
+        "paper-model2-32mel.toml",
+        "paper-model2-12ep.toml",
+        "tiny-test.toml",
+    ],
 )
 def test_shipped_configs_parse(name):
     cfg = load_config(REPO / "configs" / name)
@@ -212,6 +218,22 @@ def test_model2_config_trains_on_cached_features():
     cfg = load_config(REPO / "configs" / "paper-model2.toml")
     assert cfg.train.feature_cache and not cfg.train.augment.waveform_enabled
     assert cfg.train.augment.enabled and cfg.train.mixup_alpha > 0
+
+
+def test_model2_config_builds_the_measured_network():
+    """The current recipe: 64 bands, deltas as channels, time-only pooling (4 frequency rows
+    left for the head); the second recipe keeps plain input and global pooling."""
+    import torch
+
+    from emovox.deep_experiment import build_net
+
+    cfg = load_config(REPO / "configs" / "paper-model2.toml")
+    net = build_net(cfg, 7).eval()
+    assert cfg.train.n_mels == 64 and net.deltas and net.pool == "time"
+    assert net.fc.in_features == 2 * 256 * 4
+    assert net(torch.randn(2, 1, 64, 101)).shape == (2, 7)
+    old = build_net(load_config(REPO / "configs" / "paper-model2-32mel.toml"), 7)
+    assert old.n_mels == 32 and not old.deltas and old.pool == "global"
 
 
 def test_validation_speakers_come_per_corpus_from_training_only():
