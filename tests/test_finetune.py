@@ -233,6 +233,23 @@ def test_a_last_batch_of_one_clip_trains(encoder_path: str) -> None:
     assert len(head.loss_curve_) == 1 and np.isfinite(head.loss_curve_[0])
 
 
+def test_schedule_counts_the_batches_that_run() -> None:
+    from emovox.models.finetune import _batch_bounds
+
+    assert _batch_bounds(17, 16) == [(0, 17)]  # the one-clip rest joins the batch before
+    assert _batch_bounds(18, 16) == [(0, 16), (16, 18)]
+    assert _batch_bounds(1, 16) == [(0, 1)]
+    assert sum(b - a for a, b in _batch_bounds(1000, 7)) == 1000
+
+
+def test_batches_of_one_need_norm_off(encoder_path: str) -> None:
+    X, y = _signal_frames(6, 0)
+    with pytest.raises(ValueError, match="batch_size must be at least 2"):
+        FinetuneHead(encoder=encoder_path, epochs=1, batch_size=1).fit(X, y)
+    head = FinetuneHead(encoder=encoder_path, epochs=1, batch_size=1, norm=False).fit(X, y)
+    assert np.isfinite(head.loss_curve_[0])
+
+
 def test_same_seed_same_model_other_seed_other_model(encoder_path: str) -> None:
     X, y = _signal_frames(40, 0)
     Xt, _ = _signal_frames(10, 1)

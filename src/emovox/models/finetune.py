@@ -127,6 +127,15 @@ def _build_net(
     return FinetuneNet()
 
 
+def _batch_bounds(n: int, size: int) -> list[tuple[int, int]]:
+    """``[start, stop)`` of each training batch over ``n`` clips: batches of ``size``, a last
+    batch of one clip joined to the one before (batch normalisation needs two)."""
+    bounds = [(i, min(i + size, n)) for i in range(0, n, size)]
+    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
+        bounds[-2:] = [(bounds[-2][0], n)]
+    return bounds
+
+
 class FinetuneHead:
     """Fine-tunes the top ``blocks`` blocks of a Whisper encoder plus a pooling head.
 
@@ -267,6 +276,11 @@ class FinetuneHead:
         self.classes_, yi = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
             raise ValueError("need at least two classes to train")
+        if int(self.batch_size) < 2 and _flag(self.norm):
+            raise ValueError(
+                "batch_size must be at least 2 with norm on (batch normalisation needs two "
+                "clips per batch); pass norm=false for batches of one"
+            )
         if self.threads:
             torch.set_num_threads(int(self.threads))
         # load first: building an encoder draws from torch's generator, seeding comes after
@@ -297,7 +311,7 @@ class FinetuneHead:
             [{"params": pretrained, "lr": self.block_lr}, {"params": new, "lr": self.lr}],
             weight_decay=self.weight_decay,
         )
-        steps_per_epoch = math.ceil(len(seqs) / self.batch_size)
+        steps_per_epoch = len(_batch_bounds(len(seqs), int(self.batch_size)))
         total = max(int(self.epochs) * steps_per_epoch, 1)
         warm = max(int(self.warmup * total), 1)
 
@@ -314,11 +328,7 @@ class FinetuneHead:
         for _ in range(int(self.epochs)):
             # length-bucketed batches (less padding), shuffled order of batches
             order = np.argsort(lengths + rng.random(len(lengths)) * 16, kind="stable")
-            batches = [
-                order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)
-            ]
-            if len(batches) > 1 and len(batches[-1]) == 1:  # batch norm needs two clips
-                batches[-2:] = [np.concatenate(batches[-2:])]
+            batches = [order[a:b] for a, b in _batch_bounds(len(order), int(self.batch_size))]
             running = 0.0
             for b in rng.permutation(len(batches)):
                 idx = batches[b]
