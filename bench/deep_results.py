@@ -193,8 +193,8 @@ def fold_table() -> str:
     k = max(len(r["fold_ua"]) for _, r in found)
     lines = [
         "Four corpora, paper7, speaker 5-fold (seed 0: the same test speakers in every row), UA % "
-        "per fold, pooled over all test clips, and the mean of folds 2-5 (fold 1 was looked at when "
-        "the current recipe was chosen; from `docs/results.json`).",
+        "per fold, pooled over all test clips, and the mean of folds 2-5 (fold 1 was looked at "
+        "when the current recipe was chosen; from `docs/results.json`).",
         "",
         "| model | "
         + " | ".join(f"fold {i + 1}" for i in range(k))
