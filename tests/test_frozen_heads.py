@@ -272,3 +272,19 @@ def test_shipped_whisper_configs_load(name: str) -> None:
     assert cfg.features.startswith("whisper:") and cfg.protocol == "speaker-kfold"
     assert all(check_view(v) == v for v in cfg.train_views)
     make_model(cfg.model, **cfg.params)  # the settings are ones the model takes
+
+
+def test_sequence_checks_name_the_clip_and_the_problem():
+    from emovox.models import check_sequences
+
+    kw = dict(ndim=3, time_axis=1, expected="an (n_layers, T, D) frame array", hint="see docs")
+    ok = [np.zeros((2, 5, 4)), np.zeros((2, 9, 4))]  # lengths may differ
+    assert len(check_sequences(ok, **kw)) == 2
+    with pytest.raises(ValueError, match="no clips"):
+        check_sequences([], **kw)
+    with pytest.raises(ValueError, match=r"clip 1: expected an \(n_layers, T, D\).*T > 0"):
+        check_sequences([ok[0], np.zeros((2, 0, 4))], **kw)
+    with pytest.raises(ValueError, match=r"clip 1: sizes \(2, 3\)"):
+        check_sequences([ok[0], np.zeros((2, 5, 3))], **kw)
+    with pytest.raises(ValueError, match="clip 0: expected"):
+        check_sequences(["not an array"], **kw)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
@@ -36,6 +37,28 @@ def require_torch(what: str) -> Any:
             f"{what} needs PyTorch: pip install 'emovox[deep]' (on CPU: pip install torch==2.13.0)"
         ) from exc
     return torch
+
+
+def check_sequences(
+    X: Any, *, ndim: int, time_axis: int, expected: str, hint: str
+) -> list[np.ndarray]:
+    """``X`` as a list of per-clip arrays of ``ndim`` dimensions, each with frames on
+    ``time_axis`` (at least one) and the same size on every other axis; a ``ValueError`` that
+    names the clip otherwise (``expected`` describes the shape, ``hint`` where it comes from)."""
+    seqs = list(X)
+    if not seqs:
+        raise ValueError("no clips given")
+    ref: tuple[int, ...] | None = None
+    for i, x in enumerate(seqs):
+        if not isinstance(x, np.ndarray) or x.ndim != ndim or x.shape[time_axis] == 0:
+            got = getattr(x, "shape", type(x).__name__)
+            raise ValueError(f"clip {i}: expected {expected} with T > 0, got {got}; {hint}")
+        rest = tuple(n for j, n in enumerate(x.shape) if j != time_axis)
+        if ref is None:
+            ref = rest
+        elif rest != ref:
+            raise ValueError(f"clip {i}: sizes {rest} (besides time) differ from {ref}")
+    return seqs
 
 
 __all__ = [

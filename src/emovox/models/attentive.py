@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from emovox.models import require_torch
+from emovox.models import check_sequences, require_torch
 
 
 def _torch():
@@ -111,23 +111,14 @@ class AttentiveHead:
     # ------------------------------------------------------------------ data
     @staticmethod
     def _check(X: Sequence[np.ndarray]) -> list[np.ndarray]:
-        seqs = list(X)
-        if not seqs:
-            raise ValueError("no clips given")
-        shape = None
-        for i, x in enumerate(seqs):
-            if not isinstance(x, np.ndarray) or x.ndim != 3 or x.shape[1] == 0:
-                got = getattr(x, "shape", type(x).__name__)
-                raise ValueError(
-                    f"clip {i}: expected an (n_layers, T, D) frame array with T > 0, got {got}; "
-                    "the attentive head takes frame-level embeddings "
-                    "(extract_embeddings with stats=FRAMES)"
-                )
-            if shape is None:
-                shape = (x.shape[0], x.shape[2])
-            elif (x.shape[0], x.shape[2]) != shape:
-                raise ValueError(f"clip {i}: layers/units {x.shape[::2]} differ from {shape}")
-        return seqs
+        return check_sequences(
+            X,
+            ndim=3,
+            time_axis=1,
+            expected="an (n_layers, T, D) frame array",
+            hint="the attentive head takes frame-level embeddings "
+            "(extract_embeddings with stats=FRAMES)",
+        )
 
     def _batch(self, seqs: list[np.ndarray], idx: Sequence[int], rng: np.random.Generator | None):
         torch = _torch()

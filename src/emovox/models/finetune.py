@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from emovox.models import require_torch
+from emovox.models import check_sequences, require_torch
 
 _PARAMS = (
     "encoder",
@@ -216,23 +216,14 @@ class FinetuneHead:
     # ------------------------------------------------------------------ data
     @staticmethod
     def _check(X: Sequence[np.ndarray]) -> list[np.ndarray]:
-        seqs = list(X)
-        if not seqs:
-            raise ValueError("no clips given")
-        dim = None
-        for i, x in enumerate(seqs):
-            if not isinstance(x, np.ndarray) or x.ndim != 2 or x.shape[0] == 0:
-                got = getattr(x, "shape", type(x).__name__)
-                raise ValueError(
-                    f"clip {i}: expected a (T, D) array of hidden states with T > 0, got {got}; "
-                    "the fine-tuning model takes the input of the top blocks "
-                    "(extract_embeddings with stats=top_input_stats(blocks))"
-                )
-            if dim is None:
-                dim = x.shape[1]
-            elif x.shape[1] != dim:
-                raise ValueError(f"clip {i}: {x.shape[1]} units differ from {dim}")
-        return seqs
+        return check_sequences(
+            X,
+            ndim=2,
+            time_axis=0,
+            expected="a (T, D) array of hidden states",
+            hint="the fine-tuning model takes the input of the top blocks "
+            "(extract_embeddings with stats=top_input_stats(blocks))",
+        )
 
     def _mask_spans(self, t: int, rng: np.random.Generator) -> np.ndarray:
         """SpecAugment-like time masks: True where a frame stays visible."""
