@@ -1,7 +1,7 @@
-"""The trials that chose the current Model 2 recipe, re-runnable: fold 1, 15 epochs, each one
-change on top of the second recipe (``configs/paper-model2-32mel.toml``).
+"""The trials that chose the current Model 2 recipe, re-runnable: fold 1, 15 epochs, starting
+from the second recipe (``configs/paper-model2-32mel.toml``), each variant adding one change.
 
-    python bench/model2_trials.py [--out runs/trials] [--threads 2]
+    python bench/model2_trials.py [--out runs/trials] [--threads 2] [--render-only]
 
 Each variant trains fold 1 of the speaker 5-fold split of the four corpora (paper7) and reports
 the best validation UA (validation speakers carved from the TRAINING speakers) beside the test
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
 from pathlib import Path
 
@@ -54,7 +55,14 @@ def main() -> int:
     ap.add_argument("--out", default="runs/trials")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--n-jobs", type=int, default=-1, help="processes decoding audio")
+    ap.add_argument("--render-only", action="store_true", help="only rewrite the docs table")
     args = ap.parse_args()
+    if args.render_only:
+        res = json.loads((HERE / "results" / "model2_trials.json").read_text())
+        results_db.write_section(
+            HERE.parent / "docs" / "deep-models.md", "model2-trials", table(res)
+        )
+        return 0
     from emovox.deep_experiment import load_config, train_and_evaluate
 
     rows = []
@@ -113,8 +121,8 @@ def table(res: dict) -> str:
     """Markdown table of the trials (from ``bench/results/model2_trials.json``)."""
     corpora = sorted({c for r in res["variants"] for c in r["test_ua_per_corpus"]})
     lines = [
-        f"`python bench/model2_trials.py`: {res['fold']}, {res['epochs']} epochs, each row one "
-        f"change on `{res['base_config']}`; UA %.",
+        f"`python bench/model2_trials.py`: {res['fold']}, {res['epochs']} epochs; the first row "
+        f"is `{res['base_config']}`, each later row adds one change to the row above; UA %.",
         "",
         "| variant | validation UA | test UA | "
         + " | ".join(f"test {c}" for c in corpora)
