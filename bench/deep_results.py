@@ -10,6 +10,7 @@ folds that ran (``folds`` of ``folds_total``), the wall time, and per-fold train
 
 from __future__ import annotations
 
+import csv
 import json
 import sys
 from pathlib import Path
@@ -17,6 +18,19 @@ from pathlib import Path
 import results_db
 
 from emovox.labels import label_set_name
+from emovox.metrics import score
+
+
+def corpus_ua(run_dir: Path) -> dict[str, float]:
+    """UA per corpus over a run's test clips (its ``predictions.csv``)."""
+    with open(run_dir / "predictions.csv", newline="") as f:
+        preds = list(csv.DictReader(f))
+    out = {}
+    for c in sorted({p["corpus"] for p in preds}):
+        mine = [p for p in preds if p["corpus"] == c]
+        labels = sorted({p["true"] for p in mine} | {p["pred"] for p in mine})
+        out[c] = round(score([p["true"] for p in mine], [p["pred"] for p in mine], labels)["ua"], 4)
+    return out
 
 
 def row(run_dir: Path) -> dict:
@@ -51,6 +65,7 @@ def row(run_dir: Path) -> dict:
         "folds": m["folds"],
         "folds_total": m["folds_total"],
         "fold_ua": m["fold_ua"],
+        "corpus_ua": corpus_ua(run_dir),
         "n": m["n"],
         "wall_s": m["wall_s"],
         "train_seconds": m.get("train_seconds"),
@@ -209,10 +224,38 @@ def fold_table() -> str:
     return "\n".join(lines)
 
 
+def corpus_table() -> str:
+    """Markdown: UA per corpus (test clips of all folds pooled) of the speaker-k-fold rows of
+    the Model 2 recipes and the SVM that store it."""
+    rows = results_db.load()
+    found = []
+    for label, model, config in FOLD_ROWS:
+        more = {"config": config} if config else {}
+        r = results_db.find(
+            rows, model=model, corpora=FOUR, protocol="speaker-kfold", test=None, **more
+        )
+        if r is not None and r.get("corpus_ua"):
+            found.append((label, r))
+    if not found:
+        return ""
+    lines = [
+        "UA % per corpus over its held-out speakers (all five folds' test clips, from "
+        "`docs/results.json`; rows whose runs predate this table have none).",
+        "",
+        "| model | " + " | ".join(FOUR) + " | all |",
+        "|---|" + "---|" * (len(FOUR) + 1),
+    ]
+    for label, r in found:
+        cells = [f"{100 * r['corpus_ua'][c]:.1f}" if c in r["corpus_ua"] else "–" for c in FOUR]
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {100 * r['ua']:.1f} |")
+    return "\n".join(lines)
+
+
 def render_docs() -> None:
     md = results_db.ROOT / "docs" / "deep-models.md"
     results_db.write_section(md, "deep-results", deep_table())
     results_db.write_section(md, "cnn-folds", fold_table())
+    results_db.write_section(md, "cnn-corpora", corpus_table())
 
 
 def main(argv: list[str]) -> int:

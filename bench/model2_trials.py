@@ -14,15 +14,14 @@ chosen (docs/deep-models.md says how); fold 1 is therefore not an untouched test
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import numpy as np  # noqa: E402
 import results_db  # noqa: E402
+from deep_results import corpus_ua  # noqa: E402
 
 from emovox.io import atomic_write_json  # noqa: E402
 
@@ -43,11 +42,6 @@ VARIANTS: list[tuple[str, str, dict]] = [  # (run name, label, overrides on BASE
         {"model.deltas": True, "model.pool": "time", "n_mels": 64, "augment.max_f": 8},
     ),
 ]
-
-
-def _ua(true: list[str], pred: list[str]) -> float:
-    t, p = np.array(true), np.array(pred)
-    return float(np.mean([np.mean(p[t == c] == c) for c in np.unique(t)]))
 
 
 def main() -> int:
@@ -80,18 +74,7 @@ def main() -> int:
         )
         m = train_and_evaluate(cfg, args.out, resume=True, progress=False, log=print)
         fold = m["fold_details"][0]
-        with open(Path(args.out) / cfg.run_name() / "predictions.csv", newline="") as f:
-            preds = list(csv.DictReader(f))
-        per_corpus = {
-            c: round(
-                _ua(
-                    [p["true"] for p in preds if p["corpus"] == c],
-                    [p["pred"] for p in preds if p["corpus"] == c],
-                ),
-                4,
-            )
-            for c in sorted({p["corpus"] for p in preds})
-        }
+        per_corpus = corpus_ua(Path(args.out) / cfg.run_name())
         rows.append(
             {
                 "variant": label,

@@ -90,10 +90,8 @@ class EmotionCNN(nn.Module):
             c_in = c_out
         self.blocks = nn.Sequential(*blocks)
         self.head_dropout = nn.Dropout(dropout)
-        rows = n_mels if pool == "time" else 1
-        if pool == "time":  # frequency rows left after four ceil-mode 2x2 pools
-            for _ in range(4):
-                rows = -(-rows // 2)
+        # frequency rows left after four ceil-mode 2x2 pools: ceil(n_mels / 16)
+        rows = -(-n_mels // 16) if pool == "time" else 1
         self.fc = nn.Linear(2 * c_in * rows, n_classes)
 
     def forward(self, x: Tensor) -> Tensor:
