@@ -12,8 +12,8 @@ import time
 
 import results_db
 
-from emovox.experiment import ExperimentConfig, load_dataset, paper_and_honest
-from emovox.labels import label_set_name
+from emovox.data.labels import label_set_name
+from emovox.evaluation.experiment import ExperimentConfig, load_dataset, paper_and_honest
 
 SETUPS = {  # name: (corpora, labels)
     "ravdess": (["ravdess"], "auto"),

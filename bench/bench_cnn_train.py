@@ -38,7 +38,7 @@ def main() -> int:
     args = ap.parse_args()
     import platform
 
-    from emovox.deep_experiment import load_config, train_and_evaluate
+    from emovox.evaluation.deep_experiment import load_config, train_and_evaluate
 
     cfg = load_config(args.config, {"folds": 1, "threads": args.threads, "device": "cpu"})
     tmp = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="emovox-bench-"))

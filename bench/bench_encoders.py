@@ -2,7 +2,8 @@
 
     python bench/bench_encoders.py [--repeats 20]
 
-For each encoder, the time of :func:`emovox.embeddings.embed_waveform` (a 16 kHz waveform in,
+For each encoder, the time of :func:`emovox.features.embeddings.embed_waveform` (a 16 kHz waveform
+in,
 Whisper's log-mel and the torch encoder of the research path inside, every layer's mean and std
 out) on 3 s clips of real speech (the bundled demo clips), as a median over ``--repeats``
 clips, and the real-time factor (audio seconds per processing second). The stacked recipe
@@ -33,7 +34,7 @@ ENCODERS = ("tiny.en", "base")
 
 
 def time_encoder(name: str, clips: list, repeats: int) -> dict:
-    from emovox.embeddings import embed_waveform, load_encoder
+    from emovox.features.embeddings import embed_waveform, load_encoder
 
     enc = load_encoder(name)
     embed_waveform(clips[0], enc)  # warm-up

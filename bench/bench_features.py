@@ -24,7 +24,7 @@ HERE = Path(__file__).resolve().parent
 
 def find_audio(root: Path) -> list[str]:
     """Every clip the corpus loaders find under ``root`` (the same files evaluation uses)."""
-    from emovox.corpora import scan
+    from emovox.data.corpora import scan
 
     return sorted(c.path for c in scan([root]).clips)
 

@@ -61,7 +61,7 @@ def demo_speech() -> np.ndarray:
 
     from emovox.audio import decode
 
-    folder = Path(str(resources.files("emovox") / "data" / "demo"))
+    folder = Path(str(resources.files("emovox") / "assets" / "demo"))
     meta = json.loads((folder / "clips.json").read_text())
     return np.concatenate([decode(str(folder / c["file"]), SR) for c in meta["clips"]])
 
@@ -73,7 +73,7 @@ def clip_3s(speech: np.ndarray, i: int) -> np.ndarray:
 
 def time_backend(model: str | None, backend: str, files: list[str], repeats: int) -> dict:
     import emovox
-    from emovox.features.whisper_mel import log_mel_spectrogram
+    from emovox.encoders.mel import log_mel_spectrogram
 
     pred = emovox.load(model, backend=backend)
     rec = pred.recognizer if hasattr(pred, "recognizer") else None

@@ -5,9 +5,10 @@
 
 On a fixed sample of corpus clips (seeded), for each worker count: wall time, files per second,
 audio hours per hour, and core-seconds per audio hour (workers x wall / audio hours: what a
-cluster bills). A single-process :class:`emovox.api.Predictor` on the first ``--baseline-n``
+cluster bills). A single-process :class:`emovox.inference.api.Predictor` on the first
+``--baseline-n``
 clips of the sample gives the CPU time per audio hour without Ray. Model: the packaged default
-model when ``src/emovox/data/default_model/`` exists, else a random bundle (said in the output).
+model when ``src/emovox/assets/default_model/`` exists, else a random bundle (said in the output).
 Writes ``bench/results/ray.json``.
 """
 
@@ -32,7 +33,7 @@ HERE = Path(__file__).resolve().parent
 
 def sample_clips(root: Path, n: int, seed: int = 0) -> list[str]:
     """``n`` audio files drawn without replacement (seeded) from every corpus under ``root``."""
-    from emovox.corpora import iter_audio_files
+    from emovox.data.corpora import iter_audio_files
 
     files = [str(p) for p in iter_audio_files(root)]
     if not files:
@@ -43,7 +44,7 @@ def sample_clips(root: Path, n: int, seed: int = 0) -> list[str]:
 
 def pick_model(arg: str | None, tmp: Path) -> tuple[str | None, str]:
     """The model to benchmark and how to describe it."""
-    from emovox.bundle import default_bundle_path, make_random_bundle
+    from emovox.inference.bundle import default_bundle_path, make_random_bundle
 
     if arg:
         return arg, f"model folder {arg}"

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import results_db
 
-from emovox.labels import label_set_name
-from emovox.metrics import score
+from emovox.data.labels import label_set_name
+from emovox.evaluation.metrics import score
 
 
 def corpus_ua(run_dir: Path) -> dict[str, float]:

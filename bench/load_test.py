@@ -221,12 +221,12 @@ def main() -> None:
     ap.add_argument("--no-write", action="store_true", help="print only")
     args = ap.parse_args()
 
-    clip_path = args.clip or Path(str(resources.files("emovox") / "data" / "demo" / DEFAULT_CLIP))
+    clip_path = args.clip or Path(str(resources.files("emovox") / "assets" / "demo" / DEFAULT_CLIP))
     clip = clip_path.read_bytes()
     with tempfile.TemporaryDirectory(prefix="emovox-load-") as tmp:
         model = args.model
         if args.random_model:
-            from emovox.bundle import make_random_bundle
+            from emovox.inference.bundle import make_random_bundle
 
             model = str(make_random_bundle(Path(tmp) / "random-model"))
         proc, url, health = start_server(args, model, free_port(), Path(tmp) / "server.log")

@@ -57,7 +57,7 @@ def main() -> int:
             HERE.parent / "docs" / "deep-models.md", "model2-trials", table(res)
         )
         return 0
-    from emovox.deep_experiment import load_config, train_and_evaluate
+    from emovox.evaluation.deep_experiment import load_config, train_and_evaluate
 
     rows = []
     for name, label, over in VARIANTS:

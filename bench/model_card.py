@@ -13,8 +13,8 @@ from pathlib import Path
 
 import results_db
 
-from emovox.build_model import render_card
-from emovox.bundle import CONFIG_FILE, bundle_path
+from emovox.inference.build import render_card
+from emovox.inference.bundle import CONFIG_FILE, bundle_path
 from emovox.io import atomic_write_text
 
 

@@ -126,7 +126,7 @@ def main() -> int:
         else:
             local, out, local_s, ray_s = run_both(args.root, args.workers, Path(d))
         res = compare(local, out)
-    from emovox.corpora import scan
+    from emovox.data.corpora import scan
 
     clips = scan([Path(args.root)]).clips
     res |= {

@@ -39,9 +39,9 @@ from pathlib import Path
 
 import results_db
 
-from emovox.experiment import ExperimentConfig, evaluate, load_dataset
-from emovox.fusion import fuse_runs
-from emovox.labels import label_set_name
+from emovox.data.labels import label_set_name
+from emovox.evaluation.experiment import ExperimentConfig, evaluate, load_dataset
+from emovox.evaluation.fusion import fuse_runs
 
 SPEED = ["speed:0.9", "speed:1.1"]
 STRONG = {"C": 0.001}  # ten times the default regularisation of the logistic head

@@ -1,4 +1,4 @@
-"""Per-speaker / per-corpus feature standardisation (emovox.adaptation, --adapt)."""
+"""Per-speaker / per-corpus feature standardisation (emovox.evaluation.adaptation, --adapt)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from emovox.adaptation import standardize_by_group
 from emovox.cli import app
-from emovox.experiment import Dataset, ExperimentConfig, adapt_features, evaluate
-from emovox.manifest import Clip
+from emovox.data.manifest import Clip
+from emovox.evaluation.adaptation import standardize_by_group
+from emovox.evaluation.experiment import Dataset, ExperimentConfig, adapt_features, evaluate
 
 
 def test_each_group_gets_zero_mean_unit_variance() -> None:

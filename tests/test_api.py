@@ -14,8 +14,8 @@ import pytest
 import soundfile as sf
 
 import emovox
-from emovox.api import Prediction, Predictor
 from emovox.audio import AudioError
+from emovox.inference.api import Prediction, Predictor
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
@@ -220,8 +220,8 @@ def test_silent_long_input_says_no_speech(model):
 def test_import_emovox_is_cheap_and_load_is_lazy():
     code = (
         "import sys, emovox; "
-        "assert 'torch' not in sys.modules and 'emovox.api' not in sys.modules; "
-        "f = emovox.load; import emovox.api; assert f is emovox.api.load; "
+        "assert 'torch' not in sys.modules and 'emovox.inference.api' not in sys.modules; "
+        "f = emovox.load; import emovox.inference.api; assert f is emovox.inference.api.load; "
         "assert 'torch' not in sys.modules; print('ok')"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -229,7 +229,7 @@ def test_import_emovox_is_cheap_and_load_is_lazy():
 
 
 def test_random_bundle_through_emovox_load(tmp_path):
-    bundle = pytest.importorskip("emovox.bundle")
+    bundle = pytest.importorskip("emovox.inference.bundle")
     path = bundle.make_random_bundle(tmp_path / "m", labels=LABELS, seed=1)
     m = emovox.load(path, backend="numpy")
     assert m.labels == LABELS and m.card

@@ -10,17 +10,21 @@ import soundfile as sf
 
 torch = pytest.importorskip("torch")
 
-from emovox import runtime  # noqa: E402
-from emovox.backbones import WhisperDims, WhisperEncoder, export_encoder  # noqa: E402
-from emovox.build_model import fit_temperature, softmax  # noqa: E402
-from emovox.bundle import (  # noqa: E402
+from emovox.encoders import (  # noqa: E402
+    WhisperDims,
+    WhisperEncoder,
+    export_encoder,
+    runtime,  # noqa: E402
+)
+from emovox.features.embeddings import EmbeddingConfig, extract_embeddings  # noqa: E402
+from emovox.inference.build import fit_temperature, softmax  # noqa: E402
+from emovox.inference.bundle import (  # noqa: E402
     BundleError,
     load_bundle,
     make_random_bundle,
     merge_chunk_stats,
     pool_stats,
 )
-from emovox.embeddings import EmbeddingConfig, extract_embeddings  # noqa: E402
 
 SR = 16_000
 
@@ -43,7 +47,7 @@ def _small_encoder(seed: int = 0) -> WhisperEncoder:
 
 def test_numpy_runtime_matches_torch_encoder():
     enc = _small_encoder()
-    from emovox.backbones import log_mel_spectrogram
+    from emovox.encoders import log_mel_spectrogram
 
     mel = log_mel_spectrogram(_voice(1.3))
     with torch.inference_mode():
@@ -121,8 +125,8 @@ def test_temperature_scaling_recovers_the_true_temperature():
 
 def test_export_onnx_writes_a_runnable_graph(tmp_path):
     ort = pytest.importorskip("onnxruntime")
-    from emovox.backbones import log_mel_spectrogram
-    from emovox.bundle import export_onnx
+    from emovox.encoders import log_mel_spectrogram
+    from emovox.inference.bundle import export_onnx
 
     folder = make_random_bundle(tmp_path / "m")
     path = export_onnx(folder, tmp_path / "m.onnx")

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from emovox import corpora
-from emovox.corpora import crema_d, emodb, generic, ravdess, savee, tess
-from emovox.corpora._common import iter_audio_files, probe
-from emovox.labels import EMOTIONS
-from emovox.manifest import Clip, Manifest, Problem
+from emovox.data import corpora
+from emovox.data.corpora import crema_d, emodb, generic, ravdess, savee, tess
+from emovox.data.corpora.common import iter_audio_files, probe
+from emovox.data.labels import EMOTIONS
+from emovox.data.manifest import Clip, Manifest, Problem
 
 SR = 16000
 FORMATS = {".flac": ("FLAC", "PCM_16"), ".ogg": ("OGG", "VORBIS"), ".opus": ("OGG", "OPUS")}

@@ -19,7 +19,7 @@ dist = pytest.importorskip("torch.distributed", reason="torch without torch.dist
 if not dist.is_available() or not dist.is_gloo_available():
     pytest.skip("torch.distributed with the gloo backend is not available", allow_module_level=True)
 
-from emovox.deep_experiment import load_config, train_and_evaluate  # noqa: E402
+from emovox.evaluation.deep_experiment import load_config, train_and_evaluate  # noqa: E402
 from emovox.scale.ddp import shard_batches  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]

@@ -16,23 +16,23 @@ from conftest import emotional_tone  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
 from emovox.audio import load_clip  # noqa: E402
-from emovox.backbones import WhisperDims, WhisperEncoder, export_encoder  # noqa: E402
 from emovox.cli import app  # noqa: E402
-from emovox.embeddings import (  # noqa: E402
-    EmbeddingConfig,
-    extract_embeddings,
-    load_encoder,
-    top_input_blocks,
-    top_input_stats,
-)
-from emovox.experiment import (  # noqa: E402
+from emovox.encoders import WhisperDims, WhisperEncoder, export_encoder  # noqa: E402
+from emovox.encoders.mel import log_mel_spectrogram  # noqa: E402
+from emovox.evaluation.experiment import (  # noqa: E402
     ExperimentConfig,
     evaluate,
     load_dataset,
     load_experiment_config,
     model_params,
 )
-from emovox.features.whisper_mel import log_mel_spectrogram  # noqa: E402
+from emovox.features.embeddings import (  # noqa: E402
+    EmbeddingConfig,
+    extract_embeddings,
+    load_encoder,
+    top_input_blocks,
+    top_input_stats,
+)
 from emovox.models import make_model  # noqa: E402
 from emovox.models.finetune import FinetuneHead  # noqa: E402
 

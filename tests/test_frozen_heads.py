@@ -14,16 +14,10 @@ torch = pytest.importorskip("torch")
 from conftest import emotional_tone  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
-from emovox.backbones import WhisperDims, WhisperEncoder, export_encoder  # noqa: E402
 from emovox.cli import app  # noqa: E402
-from emovox.embeddings import (  # noqa: E402
-    FRAMES,
-    EmbeddingConfig,
-    apply_view,
-    check_view,
-    extract_embeddings,
-)
-from emovox.experiment import (  # noqa: E402
+from emovox.data.manifest import Clip  # noqa: E402
+from emovox.encoders import WhisperDims, WhisperEncoder, export_encoder  # noqa: E402
+from emovox.evaluation.experiment import (  # noqa: E402
     Dataset,
     ExperimentConfig,
     evaluate,
@@ -31,7 +25,13 @@ from emovox.experiment import (  # noqa: E402
     load_experiment_config,
     training_rows,
 )
-from emovox.manifest import Clip  # noqa: E402
+from emovox.features.embeddings import (  # noqa: E402
+    FRAMES,
+    EmbeddingConfig,
+    apply_view,
+    check_view,
+    extract_embeddings,
+)
 from emovox.models import make_model  # noqa: E402
 from emovox.models.attentive import AttentiveHead  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""Late fusion of finished runs (emovox.fusion / `emovox fuse`)."""
+"""Late fusion of finished runs (emovox.evaluation.fusion / `emovox fuse`)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 from emovox.cli import app
-from emovox.fusion import FusionError, fuse_runs
-from emovox.metrics import score
-from emovox.reports import write_run
+from emovox.evaluation.fusion import FusionError, fuse_runs
+from emovox.evaluation.metrics import score
+from emovox.evaluation.reports import write_run
 
 LABELS = ("happy", "sad", "angry")
 

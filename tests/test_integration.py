@@ -10,7 +10,7 @@ pytestmark = [
 
 
 def test_svm_on_savee_leave_one_speaker_out(tmp_path):
-    from emovox.experiment import ExperimentConfig, evaluate, load_dataset
+    from emovox.evaluation.experiment import ExperimentConfig, evaluate, load_dataset
 
     cfg = ExperimentConfig(
         model="svm", corpora=["savee"], roots=[str(CORPORA)], protocol="loso", out_dir=str(tmp_path)

@@ -1,6 +1,6 @@
 import pytest
 
-from emovox.labels import (
+from emovox.data.labels import (
     EMOTIONS,
     LABEL_SETS,
     LabelError,
@@ -8,7 +8,7 @@ from emovox.labels import (
     label_set_name,
     normalize_emotion,
 )
-from emovox.manifest import Clip, Manifest
+from emovox.data.manifest import Clip, Manifest
 
 
 @pytest.mark.parametrize(

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from emovox import longform
 from emovox.audio import AudioError, decode
-from emovox.longform import (
+from emovox.inference import longform
+from emovox.inference.longform import (
     EnergyVAD,
     SegmenterConfig,
     StreamingSegmenter,
@@ -197,7 +197,7 @@ needs_silero = pytest.mark.skipif(
 
 @needs_silero
 def test_silero_state_carries_across_calls():
-    from emovox.demo import join_clips, load_clips
+    from emovox.inference.demo import join_clips, load_clips
 
     y, _ = join_clips(load_clips()[:2])
     n = len(y) // 512
@@ -211,7 +211,7 @@ def test_silero_state_carries_across_calls():
 
 @needs_silero
 def test_silero_finds_each_demo_clip_in_the_joined_recording():
-    from emovox.demo import join_clips, load_clips
+    from emovox.inference.demo import join_clips, load_clips
 
     y, spans = join_clips(load_clips())
     found = find_speech(iter_array(y, 1600), longform.SileroVAD())

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from emovox.metrics import score
-from emovox.reports import summary_text, write_run
+from emovox.evaluation.metrics import score
+from emovox.evaluation.reports import summary_text, write_run
 
 
 def test_score_ua_is_mean_recall_and_wa_accuracy():

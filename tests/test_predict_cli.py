@@ -12,8 +12,8 @@ import pytest
 import soundfile as sf
 from typer.testing import CliRunner
 
-from emovox import api, longform
 from emovox.cli import app
+from emovox.inference import api, longform
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
@@ -143,13 +143,13 @@ def test_predict_table_and_csv(fake_model, audio_dir):
 
 
 def test_predict_missing_model_is_a_clear_error(tmp_path, audio_dir):
-    pytest.importorskip("emovox.bundle")
+    pytest.importorskip("emovox.inference.bundle")
     res = runner.invoke(app, ["predict", str(audio_dir), "--model", str(tmp_path / "nomodel")])
     assert res.exit_code == 2 and "cannot load the model" in res.stderr
 
 
 def test_predict_with_a_random_bundle(tmp_path, audio_dir):
-    bundle = pytest.importorskip("emovox.bundle")
+    bundle = pytest.importorskip("emovox.inference.bundle")
     path = bundle.make_random_bundle(tmp_path / "m", labels=LABELS)
     res = runner.invoke(
         app, ["predict", str(audio_dir / "a.wav"), "--model", str(path), "--json",
@@ -193,7 +193,7 @@ def test_listen_without_microphone_needs_a_file(fake_model, monkeypatch):
 
 
 def test_demo_clips_are_small_credited_and_labelled():
-    from emovox.demo import demo_dir, load_clips
+    from emovox.inference.demo import demo_dir, load_clips
 
     codes = {"NEU": "neutral", "HAP": "happy", "SAD": "sad", "ANG": "angry",
              "FEA": "fearful", "DIS": "disgust"}  # fmt: skip
@@ -209,7 +209,7 @@ def test_demo_clips_are_small_credited_and_labelled():
     credits = (demo_dir() / "CREDITS.md").read_text()
     assert "Cao" in credits and "5, no. 4" in credits and "Open Database License" in credits
     package_data = (REPO / "pyproject.toml").read_text().split("[tool.setuptools.package-data]")[1]
-    assert '"data/demo/*"' in package_data.split("\n[")[0]  # shipped in the wheel
+    assert '"assets/demo/*"' in package_data.split("\n[")[0]  # shipped in the wheel
 
 
 def test_demo_command_writes_the_report(fake_model, tmp_path):

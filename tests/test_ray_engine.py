@@ -19,8 +19,8 @@ pytest.importorskip("pyarrow", reason="the Ray engine needs pyarrow (`emovox[ray
 from typer.testing import CliRunner  # noqa: E402
 
 import emovox  # noqa: E402
-from emovox.bundle import make_random_bundle  # noqa: E402
 from emovox.cli import app  # noqa: E402
+from emovox.inference.bundle import make_random_bundle  # noqa: E402
 from emovox.scale import ray_engine as re_  # noqa: E402
 
 SR = 16000
@@ -172,7 +172,7 @@ def test_embed_writes_parquet_shards(ray_local, audio, tmp_path):
     files = [str(audio["root"] / "clip0.wav"), str(audio["root"] / "bad.wav")]
     out = tmp_path / "emb"
     try:
-        from emovox.backbones import find_packaged_tiny_en
+        from emovox.encoders import find_packaged_tiny_en
 
         have = find_packaged_tiny_en() is not None
     except ImportError:

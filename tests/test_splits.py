@@ -3,7 +3,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from emovox.splits import ProtocolError, audit, make_split, with_validation
+from emovox.evaluation.splits import ProtocolError, audit, make_split, with_validation
 
 EMOS = ["neutral", "happy", "sad", "angry"]
 
@@ -64,7 +64,7 @@ def test_random_split_is_marked_leaky_and_audit_sees_it():
 
 def test_audit_counts_identical_audio_across_speaker_folds():
     # Two speakers, one recording duplicated across them (as the CREMA-D quirks do within one).
-    from emovox.splits import Fold
+    from emovox.evaluation.splits import Fold
 
     fold = Fold("x", np.array([0, 1]), np.array([2, 3]))
     a = audit(
@@ -95,7 +95,7 @@ def test_cross_corpus_and_held_out():
 
 
 def test_validation_comes_from_training_speakers_only():
-    from emovox.splits import Fold
+    from emovox.evaluation.splits import Fold
 
     speakers = [f"s{i // 4}" for i in range(40)]
     fold = Fold("f", np.arange(0, 32), np.arange(32, 40))

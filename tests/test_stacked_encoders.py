@@ -10,9 +10,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from emovox.backbones import WhisperDims, WhisperEncoder, export_encoder  # noqa: E402
-from emovox.embeddings import encoder_names, stack_results  # noqa: E402
-from emovox.experiment import ExperimentConfig, evaluate, load_dataset  # noqa: E402
+from emovox.encoders import WhisperDims, WhisperEncoder, export_encoder  # noqa: E402
+from emovox.evaluation.experiment import ExperimentConfig, evaluate, load_dataset  # noqa: E402
+from emovox.features.embeddings import encoder_names, stack_results  # noqa: E402
 from emovox.features.extract import ExtractResult  # noqa: E402
 
 

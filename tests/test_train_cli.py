@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from emovox.cli import app
-from emovox.deep_experiment import ConfigError, load_config, train_and_evaluate
+from emovox.evaluation.deep_experiment import ConfigError, load_config, train_and_evaluate
 
 runner = CliRunner()
 REPO = Path(__file__).resolve().parents[1]
@@ -225,7 +225,7 @@ def test_model2_config_builds_the_measured_network():
     left for the head); the second recipe keeps plain input and global pooling."""
     import torch
 
-    from emovox.deep_experiment import build_net
+    from emovox.evaluation.deep_experiment import build_net
 
     cfg = load_config(REPO / "configs" / "paper-model2.toml")
     net = build_net(cfg, 7).eval()
@@ -239,8 +239,8 @@ def test_model2_config_builds_the_measured_network():
 def test_validation_speakers_come_per_corpus_from_training_only():
     import numpy as np
 
-    from emovox.deep_experiment import speaker_validation
-    from emovox.splits import Fold
+    from emovox.evaluation.deep_experiment import speaker_validation
+    from emovox.evaluation.splits import Fold
 
     # corpus "big": 2 speakers x 100 clips; corpus "small": 10 speakers x 10 clips
     speakers = (
@@ -271,7 +271,7 @@ def test_folds_of_runs_made_before_a_setting_existed_are_reused(ravdess_tree, tm
     import hashlib
 
     from emovox.deep.train import ADDED_DEFAULTS
-    from emovox.deep_experiment import _RESULT_FREE
+    from emovox.evaluation.deep_experiment import _RESULT_FREE
 
     cfg_path, out = write_config(tmp_path), tmp_path / "runs"
     res = runner.invoke(app, train_args(cfg_path, ravdess_tree, out, "--folds", "1"))

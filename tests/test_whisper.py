@@ -22,8 +22,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-import emovox.backbones.convert as convert_mod
-from emovox.backbones import (
+import emovox.encoders.convert as convert_mod
+from emovox.encoders import (
     HOP_LENGTH,
     WHISPER_CONFIGS,
     WhisperEncoder,
@@ -573,7 +573,7 @@ def test_packaged_base_joins_its_parts_and_checks_them(
     """``"base"``: the two wheels' model.bin parts, joined in memory, hash-checked, loaded."""
     import hashlib
 
-    from emovox.embeddings import EmbeddingConfig
+    from emovox.features.embeddings import EmbeddingConfig
 
     enc = random_encoder(seed=5)
     whole = tmp_path / "model.bin"

@@ -3,7 +3,7 @@ statistics pooling + a linear classifier, with scikit-learn's ``fit``/``predict`
 ``predict_proba`` face.
 
 Input is a sequence of per-clip arrays ``(n_layers, T, D)`` (what
-:func:`emovox.embeddings.extract_embeddings` returns with ``stats=FRAMES``); clips may have
+:func:`emovox.features.embeddings.extract_embeddings` returns with ``stats=FRAMES``); clips may have
 any length. The head:
 
 1. standardises each layer's units with statistics of the training frames,

@@ -2,13 +2,13 @@
 ``predict_proba`` face.
 
 The encoder's lower blocks stay frozen, so their output is computed once and cached on disk
-(:func:`emovox.embeddings.top_input_stats`: the hidden states *entering* the top ``blocks``
+(:func:`emovox.features.embeddings.top_input_stats`: the hidden states *entering* the top ``blocks``
 blocks, 50 frames per second, float16). Input is therefore a sequence of per-clip arrays
 ``(T, D)``; clips may have any length. The model holds:
 
 1. a trainable copy of the encoder's top ``blocks`` transformer blocks and its final layer norm
    (``ln_post``), initialised from the pretrained weights (the project's own Whisper block,
-   :class:`emovox.backbones.whisper.ResidualAttentionBlock`, so the weights are the real ones);
+   :class:`emovox.encoders.whisper.ResidualAttentionBlock`, so the weights are the real ones);
 2. a pooling head: the mean and standard deviation over time (``pool="stats"``) or attentive
    statistics pooling (``pool="attentive"``), padding masked out;
 3. batch normalisation of the pooled statistics (``norm``, on by default: the head sees
@@ -139,8 +139,8 @@ def _batch_bounds(n: int, size: int) -> list[tuple[int, int]]:
 class FinetuneHead:
     """Fine-tunes the top ``blocks`` blocks of a Whisper encoder plus a pooling head.
 
-    ``encoder`` is a source :func:`emovox.embeddings.load_encoder` reads (``"tiny.en"``, a
-    model path) or a :class:`~emovox.backbones.WhisperEncoder`; the experiment passes the one
+    ``encoder`` is a source :func:`emovox.features.embeddings.load_encoder` reads (``"tiny.en"``, a
+    model path) or a :class:`~emovox.encoders.WhisperEncoder`; the experiment passes the one
     its ``--features whisper:...`` names. The encoder itself is never modified: its top
     blocks are copied.
     """
@@ -198,7 +198,7 @@ class FinetuneHead:
     # ------------------------------------------------------------------ encoder
     def _encoder(self) -> Any:
         if isinstance(self.encoder, str):
-            from emovox.embeddings import load_encoder
+            from emovox.features.embeddings import load_encoder
 
             return load_encoder(self.encoder)
         return self.encoder

@@ -4,7 +4,8 @@
     torchrun --nproc_per_node=4 -m emovox.scale.ddp --config C.toml --folds 1 --epochs 40 --resume
 
 The same configs, folds, reports and checkpoints as ``emovox train``: every rank runs
-:func:`emovox.deep_experiment.train_and_evaluate` with :class:`DistributedTrainer` in place of
+:func:`emovox.evaluation.deep_experiment.train_and_evaluate` with :class:`DistributedTrainer` in
+place of
 :class:`emovox.deep.train.Trainer`. What changes:
 
 - **Data.** Each global batch of ``[train] batch_size`` clips (same seeded order as one process)
@@ -155,7 +156,7 @@ def _args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``torchrun ... -m emovox.scale.ddp``; also runs as one plain process."""
-    from emovox.deep_experiment import ConfigError, load_config, train_and_evaluate
+    from emovox.evaluation.deep_experiment import ConfigError, load_config, train_and_evaluate
     from emovox.io import atomic_write_json
 
     a = _args(argv)

@@ -13,7 +13,7 @@ The same run as ``emovox predict --engine ray INPUT... --out DIR``. How it works
 - **Actors.** ``workers`` Ray actors each load the model once (``emovox.load``; on a cluster
   with GPUs ``num_gpus=gpus_per_worker`` each and the torch backend on that GPU) and take
   batches of ``batch_size`` files: decode, long-recording segmentation and prediction are
-  exactly :class:`emovox.api.Predictor`'s, so the numbers equal a single-process
+  exactly :class:`emovox.inference.api.Predictor`'s, so the numbers equal a single-process
   ``Predictor.predict_many``. A batch that fails is retried file by file, each file alone on an
   actor, so a file that crashes its worker is the only one recorded as an error.
 - **Output.** ``DIR/predictions/part-*.parquet`` (one row per file, ``scope = "file"``; long
@@ -210,7 +210,7 @@ class _CudaEncoder:
 
 
 def prediction_rows(p: Any, shown: str, labels: Sequence[str]) -> list[dict[str, Any]]:
-    """Rows for one successful :class:`emovox.api.Prediction`: a ``file`` row, plus one
+    """Rows for one successful :class:`emovox.inference.api.Prediction`: a ``file`` row, plus one
     ``segment`` row per speech segment of a long recording."""
     dur = float(p.duration or 0.0)
 
@@ -237,7 +237,7 @@ class _PredictWorker:
         self, model: str | None, backend: str, vad: str, long_seconds: float, gpu: bool
     ) -> None:
         _one_thread()
-        from emovox import api
+        from emovox.inference import api
 
         with _cache_lock():
             self.pred = api.load(model, backend=backend, long_seconds=long_seconds, vad=vad)
@@ -275,7 +275,7 @@ class _PredictWorker:
 
 
 def _failed(path: str, reason: str) -> Any:
-    from emovox.api import Prediction
+    from emovox.inference.api import Prediction
 
     return Prediction(None, {}, False, path=path, error=reason)
 
@@ -301,7 +301,7 @@ class _EmbedWorker:
 
     def __init__(self, encoder: str) -> None:
         _one_thread()
-        from emovox.embeddings import EmbeddingConfig
+        from emovox.features.embeddings import EmbeddingConfig
 
         self.config = EmbeddingConfig(encoder)
 
@@ -310,7 +310,7 @@ class _EmbedWorker:
         return time.process_time()
 
     def run(self, items: list[Item]) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
-        from emovox.embeddings import extract_embeddings
+        from emovox.features.embeddings import extract_embeddings
 
         res = extract_embeddings([r for _, r in items], self.config, progress=False, threads=1)
         shown = {r: s for s, r in items}
@@ -533,7 +533,7 @@ def _drive(
 
 def model_fingerprint(model: str | os.PathLike[str] | None) -> str:
     """Hash of a model folder's weights and config (``None``: the packaged default model)."""
-    from emovox.bundle import CONFIG_FILE, MODEL_FILE, bundle_path
+    from emovox.inference.bundle import CONFIG_FILE, MODEL_FILE, bundle_path
 
     folder = bundle_path(model)
     h = hashlib.sha1()
@@ -571,7 +571,7 @@ def predict_files(
     the summary also written to ``out_dir/_SUCCESS.json``. On a cluster with GPUs each actor
     asks for ``gpus_per_worker`` of one (e.g. 0.25: four actors share a GPU) and runs the
     torch backend there; without GPUs actors use one CPU each."""
-    from emovox.bundle import read_bundle
+    from emovox.inference.bundle import read_bundle
 
     model_s = None if model is None else os.fspath(Path(model).expanduser().resolve())
     cfg, _, _ = read_bundle(model_s)
@@ -613,10 +613,11 @@ def embed(
     batch_size: int = BATCH_SIZE,
     log: Log | None = None,
 ) -> dict[str, Any]:
-    """Frozen-encoder embeddings (:func:`emovox.embeddings.extract_embeddings`: every layer's
+    """Frozen-encoder embeddings (:func:`emovox.features.embeddings.extract_embeddings`: every
+    layer's
     mean and std over time) of ``paths`` as ``out_dir/embeddings/part-*.parquet`` with
     ``path``, ``content_hash``, ``duration``, ``embedding``; failures in ``out_dir/errors/``."""
-    from emovox.embeddings import EmbeddingConfig
+    from emovox.features.embeddings import EmbeddingConfig
 
     config = EmbeddingConfig(encoder)
     fp = hashlib.sha1(json.dumps([FORMAT, config.key()]).encode()).hexdigest()[:16]

@@ -36,9 +36,9 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from emovox import __version__
-from emovox.api import Predictor
 from emovox.audio import SAMPLE_RATE, AudioError
-from emovox.longform import LONG_SECONDS, RecognizerLike
+from emovox.inference.api import Predictor
+from emovox.inference.longform import LONG_SECONDS, RecognizerLike
 from emovox.service.inputs import ServiceError, Upload, open_audio, read_upload
 
 log = logging.getLogger("emovox.service")
@@ -292,7 +292,7 @@ def create_app(
     ``recognizer`` replaces loading a model (tests).
     """
     if recognizer is None:
-        from emovox.bundle import load_bundle
+        from emovox.inference.bundle import load_bundle
 
         recognizer = load_bundle(
             Path(model_path) if model_path is not None else None, backend=backend

@@ -1,0 +1,1 @@
+"""Corpora and their manifests: one loader per corpus, the emotion taxonomy."""

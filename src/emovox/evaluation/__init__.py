@@ -1,0 +1,2 @@
+"""Honest evaluation: configs, speaker-independent splits, experiment drivers, metrics, fusion and
+reports."""

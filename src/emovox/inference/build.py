@@ -1,0 +1,341 @@
+"""Build a ready-to-use bundle (:mod:`emovox.inference.bundle`) from corpora: the API behind
+``emovox build-model``.
+
+1. scan the corpora and keep the chosen label set;
+2. frozen Whisper embeddings of every clip (cached, :mod:`emovox.features.embeddings`);
+3. speaker-independent scores of the same recipe (speaker k-fold over all clips), per corpus,
+   for the model card;
+4. the final head: a logistic regression on the training speakers, its softmax temperature
+   fitted on held-out validation speakers (so probabilities are calibrated), and the
+   ``uncertain`` threshold's behaviour measured on them;
+5. the bundle folder (fp16 encoder + head + ``model.json`` with the card).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import platform
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from emovox.audio import Preprocess
+from emovox.evaluation.experiment import ExperimentConfig, resolve_labels, scan
+from emovox.evaluation.metrics import score
+from emovox.evaluation.splits import make_split
+from emovox.features.embeddings import EmbeddingConfig, extract_embeddings, load_encoder
+from emovox.inference.bundle import BundleConfig, write_bundle
+from emovox.io import atomic_write_json, cache_dir, corpora_root
+
+Log = Callable[[str], None]
+
+
+def fit_head(X: np.ndarray, y: np.ndarray, labels: Sequence[str], C: float, seed: int = 0) -> Any:
+    """The ``logreg`` pipeline of :func:`emovox.models.make_classical` (standardise →
+    class-balanced logistic regression) fitted on ``X, y``; returns it and the row order
+    that puts its classes in ``labels`` order."""
+    from emovox.models import make_classical
+
+    model = make_classical("logreg", seed=seed, C=C, max_iter=2000, random_state=seed)
+    model.fit(X, np.asarray(y, dtype=object))
+    order = [list(model.classes_).index(lab) for lab in labels]
+    return model, order
+
+
+def head_tensors(model: Any, order: Sequence[int]) -> dict[str, np.ndarray]:
+    """The pipeline as ``mean, scale, weight, bias`` arrays, rows in ``labels`` order."""
+    scaler, clf = model[0], model[-1]
+    return {
+        "mean": scaler.mean_.astype(np.float32),
+        "scale": scaler.scale_.astype(np.float32),
+        "weight": clf.coef_[order].astype(np.float32),
+        "bias": clf.intercept_[order].astype(np.float32),
+    }
+
+
+def logits(head: dict[str, np.ndarray], X: np.ndarray) -> np.ndarray:
+    Xs = (X.astype(np.float64) - head["mean"]) / head["scale"]
+    return Xs @ head["weight"].T.astype(np.float64) + head["bias"]
+
+
+def softmax(Z: np.ndarray) -> np.ndarray:
+    Z = Z - Z.max(axis=1, keepdims=True)
+    P = np.exp(Z)
+    return P / P.sum(axis=1, keepdims=True)
+
+
+def fit_temperature(Z: np.ndarray, y_idx: np.ndarray) -> float:
+    """The softmax temperature minimising the negative log-likelihood of ``y_idx``."""
+    from scipy.optimize import minimize_scalar
+
+    def nll(log_t: float) -> float:
+        P = softmax(Z / np.exp(log_t))
+        return float(-np.mean(np.log(P[np.arange(len(y_idx)), y_idx] + 1e-12)))
+
+    res = minimize_scalar(nll, bounds=(-3.0, 3.0), method="bounded")
+    return float(np.exp(res.x))
+
+
+def expected_calibration_error(P: np.ndarray, y_idx: np.ndarray, bins: int = 10) -> float:
+    conf = P.max(1)
+    right = P.argmax(1) == y_idx
+    edges = np.linspace(0, 1, bins + 1)
+    ece = 0.0
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        m = (conf > lo) & (conf <= hi)
+        if m.any():
+            ece += m.mean() * abs(right[m].mean() - conf[m].mean())
+    return float(ece)
+
+
+def select_layers(X: np.ndarray, n_all: int, layers: Sequence[int], width: int) -> np.ndarray:
+    """Columns of the chosen layers from an all-layer embedding matrix."""
+    cols = np.concatenate([np.arange(i * width, (i + 1) * width) for i in layers])
+    if X.shape[1] != n_all * width:
+        raise ValueError(f"embedding width {X.shape[1]} is not {n_all} layers x {width}")
+    return X[:, cols]
+
+
+def demo_speakers() -> list[str]:
+    """Speaker ids of the bundled demo clips (kept out of the default model's training)."""
+    from importlib import resources
+
+    path = Path(str(resources.files("emovox") / "assets" / "demo" / "clips.json"))
+    try:
+        clips = json.loads(path.read_text())["clips"]
+    except (OSError, ValueError, KeyError):
+        return []
+    return [f"crema_d:{c['actor']}" for c in clips if "actor" in c]
+
+
+def build_default_model(
+    out: str | Path,
+    roots: Sequence[str] | None = None,
+    corpora: Sequence[str] = (),
+    labels: str = "paper7",
+    encoder: str = "tiny.en",
+    layers: Sequence[int] | None = None,
+    C: float = 0.01,
+    k: int = 5,
+    val_fraction: float = 0.15,
+    threshold: float = 0.5,
+    holdout_speakers: Sequence[str] | None = None,
+    seed: int = 0,
+    progress: bool = True,
+    log: Log | None = None,
+) -> dict[str, Any]:
+    """Train, score and write a bundle to ``out``; returns its ``model.json`` content.
+
+    ``holdout_speakers`` (default: the speakers of the bundled demo clips) never reach the
+    final head's training data; they join the validation speakers, so the demo shows the
+    model on voices it has not learnt from.
+    """
+    say: Log = log or (lambda _m: None)
+    t0 = time.perf_counter()
+    exp = ExperimentConfig(corpora=list(corpora), roots=list(roots or [str(corpora_root())]))
+    manifest = scan(exp)
+    label_set = resolve_labels(labels, manifest)
+    kept, excluded = manifest.restrict(label_set)
+    emb_cfg = EmbeddingConfig(encoder)
+    pre = Preprocess()
+    res = extract_embeddings(
+        [c.path for c in kept.clips], emb_cfg, pre, cache_dir() / "features", progress
+    )
+    clips = [kept.clips[i] for i in np.flatnonzero(res.ok)]
+    if res.errors:
+        listed = "; ".join(f"{p}: {r}" for p, r in res.errors[:5])
+        say(f"{len(res.errors)} clip(s) skipped: {listed}")
+    enc = load_encoder(encoder)
+    n_all = enc.dims.n_layer + 1
+    width = 2 * enc.dims.n_state
+    layers = list(range(n_all)) if layers is None else sorted(set(int(i) for i in layers))
+    if not layers or min(layers) < 0 or max(layers) >= n_all:
+        raise ValueError(f"layers must lie in 0..{n_all - 1}, got {layers}")
+    X = select_layers(res.X, n_all, layers, width)
+    y = np.array([c.emotion for c in clips], dtype=object)
+    present = [lab for lab in label_set if lab in set(y)]
+    speakers = np.array([c.speaker for c in clips], dtype=object)
+    corp = [c.corpus for c in clips]
+    say(f"{len(clips)} clips, {len(set(speakers))} speakers, {X.shape[1]} features")
+
+    # 3. speaker-independent scores of this recipe (the card's numbers)
+    split = make_split("speaker-kfold", y, speakers, corp, k=k, seed=seed, hashes=res.hashes)
+    pred = np.empty(len(y), dtype=object)
+    for fi, fold in enumerate(split.folds):
+        m, order = fit_head(X[fold.train], y[fold.train], present, C, seed)
+        pred[fold.test] = m.predict(X[fold.test])
+        say(f"speaker fold {fi + 1}/{len(split.folds)} done")
+    overall = score(list(y), list(pred), present)
+    per_corpus = {}
+    for c in sorted(set(corp)):
+        idx = [i for i, cc in enumerate(corp) if cc == c]
+        labs = [lab for lab in present if lab in set(y[idx])]
+        s = score(list(y[idx]), list(pred[idx]), labs)
+        per_corpus[c] = {
+            "ua": round(s["ua"], 4),
+            "wa": round(s["wa"], 4),
+            "n": len(idx),
+            "labels": labs,
+        }
+
+    # 4. final head on training speakers; temperature and threshold on validation speakers
+    rng = np.random.default_rng([seed, 3])
+    if holdout_speakers is None:
+        holdout_speakers = demo_speakers()
+    val_spk: set[str] = set(holdout_speakers) & set(speakers)
+    for c in sorted(set(corp)):
+        uniq = sorted({s for s, cc in zip(speakers, corp, strict=True) if cc == c})
+        if len(uniq) >= 3:
+            n_val = max(1, int(round(val_fraction * len(uniq))))
+            have = len(val_spk & set(uniq))
+            rest = [u for u in rng.permutation(np.array(uniq, dtype=object)) if u not in val_spk]
+            val_spk.update(rest[: max(0, n_val - have)])
+    is_val = np.array([s in val_spk for s in speakers])
+    model, order = fit_head(X[~is_val], y[~is_val], present, C, seed)
+    head = head_tensors(model, order)
+    y_val = np.array([present.index(v) for v in y[is_val]])
+    Z = logits(head, X[is_val])
+    T = fit_temperature(Z, y_val)
+    P_raw, P = softmax(Z), softmax(Z / T)
+    conf = P.max(1)
+    right = P.argmax(1) == y_val
+    unc = conf < threshold
+    calib = {
+        "validation_clips": int(is_val.sum()),
+        "validation_speakers": len(val_spk),
+        "temperature": round(T, 4),
+        "ece_before": round(expected_calibration_error(P_raw, y_val), 4),
+        "ece_after": round(expected_calibration_error(P, y_val), 4),
+        "threshold": threshold,
+        "share_uncertain": round(float(unc.mean()), 4),
+        "accuracy_when_certain": round(float(right[~unc].mean()), 4) if (~unc).any() else None,
+        "accuracy_when_uncertain": round(float(right[unc].mean()), 4) if unc.any() else None,
+    }
+    say(f"temperature {T:.3f}: ECE {calib['ece_before']:.3f} -> {calib['ece_after']:.3f}")
+
+    counts = Counter(c.corpus for c in clips)
+    card = {
+        "name": f"emovox-whisper-{encoder.replace('/', '_')}-{labels}",
+        "created": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d"),
+        "architecture": (
+            f"frozen Whisper {encoder} encoder (fp16 weights, MIT), mean+std of hidden layers "
+            f"{layers} over time, standardised, multinomial logistic regression (C={C}), "
+            "temperature-scaled softmax"
+        ),
+        "labels": present,
+        "training_data": {c: counts[c] for c in sorted(counts)},
+        "training_speakers": int(len(set(speakers[~is_val]))),
+        "held_out_speakers": sorted(val_spk),
+        "excluded_clips": dict(excluded),
+        "skipped_clips": len(res.errors),
+        "evaluation": {
+            "protocol": f"speaker {k}-fold over all clips (no speaker in both training and test)",
+            "ua": round(overall["ua"], 4),
+            "wa": round(overall["wa"], 4),
+            "macro_f1": round(overall["macro_f1"], 4),
+            "per_class_recall": {kk: round(v, 4) for kk, v in overall["per_class"].items()},
+            "per_corpus": per_corpus,
+        },
+        "calibration": calib,
+        "uncertain": (
+            f"a prediction is flagged uncertain when its calibrated top probability is below "
+            f"{threshold}: the model itself rates it more likely wrong than right"
+        ),
+        "limits": [
+            "trained on acted English speech from four corpora (studio recordings, read "
+            "sentences); spontaneous speech, other languages, children and noisy channels are "
+            "outside what it has seen and will score lower",
+            "one label per segment; mixed or subtle emotions are forced into one of the labels",
+            "speaker-independent scores above are within these corpora; cross-corpus transfer "
+            "is weaker (see docs/results.md)",
+        ],
+        "command": "emovox build-model --out DIR",
+        "hardware": f"{platform.machine()} CPU, {platform.python_version()}",
+        "build_seconds": round(time.perf_counter() - t0, 1),
+    }
+    dims = asdict(enc.dims)
+    cfg = BundleConfig(
+        labels=present,
+        layers=layers,
+        dims=dims,
+        stats=list(emb_cfg.stats),
+        temperature=T,
+        threshold=threshold,
+        preprocess=asdict(pre),
+        card=card,
+    )
+    write_bundle(out, cfg, enc.state_dict(), head)
+    atomic_write_json(Path(out) / "card.json", card)
+    return cfg.to_dict()
+
+
+def render_card(cfg: dict[str, Any]) -> str:
+    """The model card (``model.json``'s ``card``) as Markdown."""
+    card = cfg["card"]
+    ev = card["evaluation"]
+    cal = card["calibration"]
+    lines = [
+        f"# Model card: {card['name']}",
+        "",
+        f"Built {card['created']} by `{card['command']}` in {card['build_seconds']:.0f} s "
+        f"({card['hardware']}).",
+        "",
+        "## What it is",
+        "",
+        card["architecture"] + ".",
+        "",
+        f"Labels: {', '.join(card['labels'])}.",
+        "",
+        "## Training data",
+        "",
+        "| corpus | clips |",
+        "|---|---|",
+        *[f"| {c} | {n} |" for c, n in card["training_data"].items()],
+        "",
+        f"{card['training_speakers']} training speakers; {len(card['held_out_speakers'])} "
+        "speakers held out for calibration (including the speakers of the bundled demo clips, "
+        "so the demo shows voices the model never learnt from). Clips outside the label set: "
+        + (", ".join(f"{k} {v}" for k, v in card["excluded_clips"].items()) or "none")
+        + f"; unusable clips skipped: {card['skipped_clips']}.",
+        "",
+        "## Speaker-independent scores",
+        "",
+        f"{ev['protocol']}: UA (mean per-class recall) **{100 * ev['ua']:.1f} %**, "
+        f"WA {100 * ev['wa']:.1f} %, macro-F1 {100 * ev['macro_f1']:.1f} %.",
+        "",
+        "| corpus | clips | UA | WA |",
+        "|---|---|---|---|",
+        *[
+            f"| {c} | {v['n']} | {100 * v['ua']:.1f} | {100 * v['wa']:.1f} |"
+            for c, v in ev["per_corpus"].items()
+        ],
+        "",
+        "Per-class recall: "
+        + ", ".join(f"{k} {100 * v:.1f}" for k, v in ev["per_class_recall"].items())
+        + ".",
+        "",
+        '## Probabilities and "uncertain"',
+        "",
+        f"Probabilities are temperature-scaled (T = {cal['temperature']:.2f}) on "
+        f"{cal['validation_clips']} clips of {cal['validation_speakers']} held-out speakers: "
+        f"expected calibration error {cal['ece_before']:.3f} before, {cal['ece_after']:.3f} "
+        f"after. {card['uncertain'][0].upper() + card['uncertain'][1:]}. On the held-out "
+        f"speakers {100 * cal['share_uncertain']:.0f} % of predictions are flagged; accuracy "
+        f"is {100 * (cal['accuracy_when_certain'] or 0):.0f} % when not flagged and "
+        f"{100 * (cal['accuracy_when_uncertain'] or 0):.0f} % when flagged.",
+        "",
+        "## Limits",
+        "",
+        *[f"- {x}" for x in card["limits"]],
+        "",
+        "The encoder weights are OpenAI's Whisper tiny.en (MIT licence, see "
+        "`LICENSE-whisper.txt` beside the weights).",
+        "",
+    ]
+    return "\n".join(lines)
