@@ -642,7 +642,6 @@ BackendOpt = Annotated[
 VadOpt = Annotated[
     str, typer.Option(help="Speech detection for long recordings: auto, silero or energy.")
 ]
-_GLOB_CHARS = set("*?[")
 
 
 def _predictor(model: Path | None, backend: str, vad: str, long_seconds: float = 20.0):
@@ -656,47 +655,6 @@ def _predictor(model: Path | None, backend: str, vad: str, long_seconds: float =
     except (FileNotFoundError, ImportError, ValueError, OSError) as exc:
         err.print(f"[red]error:[/] cannot load the model: {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(2) from exc
-
-
-def _expand_inputs(args: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
-    """Files, folders (recursive, audio extensions only) and glob patterns → file paths in
-    order, without duplicates; plus ``(argument, reason)`` for arguments that gave no file."""
-    import glob
-
-    from emovox.data.corpora import is_audio, iter_audio_files
-
-    files: list[str] = []
-    empty: list[tuple[str, str]] = []
-    seen: set[str] = set()
-
-    def add(p: str) -> None:
-        if p not in seen:
-            seen.add(p)
-            files.append(p)
-
-    for a in args:
-        p = Path(a)
-        if p.is_dir():
-            found = iter_audio_files(p)
-            if not found:
-                empty.append((a, "folder holds no audio files"))
-            for f in found:  # as the user wrote the folder: relative stays relative
-                add(str(f) if os.path.isabs(a) else os.path.relpath(f))
-        elif p.exists() or not (_GLOB_CHARS & set(a)):
-            add(a)  # a file (any name: the content decides), or a missing one reported later
-        else:
-            matches = sorted(glob.glob(a, recursive=True))
-            hits = [
-                str(f)
-                for m in matches
-                for f in (iter_audio_files(m) if Path(m).is_dir() else [Path(m)])
-                if is_audio(f)
-            ]
-            if not hits:
-                empty.append((a, "pattern matches no audio file"))
-            for h in hits:
-                add(h)
-    return files, empty
 
 
 def _timeline_stem(path: str, used: set[str]) -> str:
@@ -752,6 +710,7 @@ def predict(
     from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+    from emovox.audio.files import expand_inputs
     from emovox.inference.api import Prediction
     from emovox.inference.longform import Timeline
 
@@ -767,7 +726,7 @@ def predict(
     if engine == "local" and (out_dir or address or workers):
         err.print("[red]error:[/] --out, --address and --workers are for --engine ray")
         raise typer.Exit(2)
-    files, empty = _expand_inputs(paths)
+    files, empty = expand_inputs(paths)
     for a, why in empty:
         err.print(f"[yellow]note:[/] {escape(a)}: {why}", soft_wrap=True)
     if not files:

@@ -547,9 +547,9 @@ def model_fingerprint(model: str | os.PathLike[str] | None) -> str:
 def discover(inputs: Sequence[str | os.PathLike[str]]) -> tuple[list[str], list[tuple[str, str]]]:
     """Files, folders (recursive) and globs → files, by the rules of ``emovox predict``;
     plus ``(argument, reason)`` for arguments that gave no file."""
-    from emovox.cli import _expand_inputs
+    from emovox.audio.files import expand_inputs
 
-    return _expand_inputs([os.fspath(x) for x in inputs])
+    return expand_inputs([os.fspath(x) for x in inputs])
 
 
 def predict_files(

@@ -2,82 +2,26 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import soundfile as sf
 
+from emovox.audio.files import AUDIO_EXTENSIONS, is_audio, iter_audio_files, walk
 from emovox.data.manifest import Clip, Manifest, Problem
 
-#: File extensions treated as audio (lower case). Files with these names are either turned into
-#: clips or reported as problems; every other file (``.txt``, ``.csv``, ``.md`` ...) is ignored.
-AUDIO_EXTENSIONS: frozenset[str] = frozenset(
-    {
-        ".wav",
-        ".wave",
-        ".flac",
-        ".ogg",
-        ".oga",
-        ".opus",
-        ".mp3",
-        ".aiff",
-        ".aif",
-        ".aifc",
-        ".m4a",
-        ".mp4",
-        ".aac",
-        ".wma",
-        ".webm",
-        ".au",
-        ".snd",
-        ".caf",
-        ".w64",
-        ".rf64",
-        ".sph",
-    }
-)
-
-
-def is_audio(path: str | Path) -> bool:
-    """True for a file name with an audio extension (case-insensitive), hidden files excepted."""
-    name = os.path.basename(path)
-    return not name.startswith(".") and os.path.splitext(name)[1].lower() in AUDIO_EXTENSIONS
-
-
-def _skip_dir(name: str) -> bool:
-    # Hidden folders and macOS zip debris (``__MACOSX/._x.wav`` are resource forks, not audio).
-    return name.startswith(".") or name == "__MACOSX"
-
-
-def walk(root: str | Path) -> Iterable[tuple[Path, list[str], list[str]]]:
-    """``os.walk`` in sorted order that follows symlinked folders once, skipping hidden ones.
-
-    Yields ``(folder, subfolder names, file names)``; callers may prune ``subfolder names``.
-    """
-    seen: set[str] = set()
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        real = os.path.realpath(dirpath)
-        if real in seen:  # a link loop or the same folder linked twice
-            dirnames[:] = []
-            continue
-        seen.add(real)
-        dirnames[:] = sorted(d for d in dirnames if not _skip_dir(d))
-        yield Path(dirpath), dirnames, sorted(filenames)
-
-
-def iter_audio_files(root: str | Path) -> list[Path]:
-    """Every audio file under ROOT (or ROOT itself if it is one), as absolute paths, sorted.
-
-    Hidden files and ``__MACOSX`` folders are not audio and are left out.
-    """
-    root = Path(os.path.abspath(root))
-    if root.is_file():
-        return [root] if is_audio(root) else []
-    files = [folder / f for folder, _, names in walk(root) for f in names if is_audio(f)]
-    return sorted(files, key=lambda p: p.parts)
-
+__all__ = [
+    "AUDIO_EXTENSIONS",
+    "UnreadableAudio",
+    "bad_name",
+    "finish",
+    "is_audio",
+    "iter_audio_files",
+    "make_clip",
+    "probe",
+    "walk",
+]
 
 class UnreadableAudio(Exception):
     """The file's audio header cannot be read."""
