@@ -5,7 +5,7 @@
 
 On a fixed sample of corpus clips (seeded), for each worker count: wall time, files per second,
 audio hours per hour, and core-seconds per audio hour (workers x wall / audio hours: what a
-cluster bills). A single-process :class:`emovox.inference.api.Predictor` on the first
+cluster bills). A single-process :class:`emovox.Recognizer` on the first
 ``--baseline-n``
 clips of the sample gives the CPU time per audio hour without Ray. Model: the packaged default
 model when ``src/emovox/assets/default_model/`` exists, else a random bundle (said in the output).
@@ -44,7 +44,8 @@ def sample_clips(root: Path, n: int, seed: int = 0) -> list[str]:
 
 def pick_model(arg: str | None, tmp: Path) -> tuple[str | None, str]:
     """The model to benchmark and how to describe it."""
-    from emovox.inference.bundle import default_bundle_path, make_random_bundle
+    from emovox.inference.bundle import default_bundle_path
+    from emovox.inference.random_bundle import make_random_bundle
 
     if arg:
         return arg, f"model folder {arg}"

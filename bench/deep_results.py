@@ -180,7 +180,7 @@ def deep_table() -> str:
         paper = results_db.PAPER.get((model, tuple(sorted(corpora)))) if r["leaky"] else None
         pre = " (random init)" if model == "resnet34" and not r.get("pretrained") else ""
         lines.append(
-            f"| {label}{pre} | {', '.join(r['corpora'])} | {r['labels']} | {results_db._proto(r)} "
+            f"| {label}{pre} | {', '.join(r['corpora'])} | {r['labels']} | {results_db.proto(r)} "
             f"| {100 * r['ua']:.1f} | {'–' if paper is None else f'{100 * paper:.1f}'} |"
         )
     return "\n".join(lines)

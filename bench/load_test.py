@@ -226,7 +226,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="emovox-load-") as tmp:
         model = args.model
         if args.random_model:
-            from emovox.inference.bundle import make_random_bundle
+            from emovox.inference.random_bundle import make_random_bundle
 
             model = str(make_random_bundle(Path(tmp) / "random-model"))
         proc, url, health = start_server(args, model, free_port(), Path(tmp) / "server.log")

@@ -59,8 +59,9 @@ def _pct(x: float | None) -> str:
     return "–" if x is None else f"{100 * x:.1f}"
 
 
-def _proto(r: dict) -> str:
-    """Protocol text: test corpus for cross-corpus rows, partial folds, LEAKY."""
+def proto(r: dict) -> str:
+    """A result row's protocol text for the tables: test corpus for cross-corpus rows,
+    adaptation, partial folds, LEAKY."""
     p = r["protocol"]
     if r.get("test"):
         p += " → " + ", ".join(r["test"])
@@ -101,7 +102,7 @@ def _summary(rows: list[dict]) -> list[str]:
 
             return (
                 "; ".join(
-                    f"{_pct(r['ua'])} ({_proto(r).replace(' **LEAKY**', '')}{where(r)})" for r in rs
+                    f"{_pct(r['ua'])} ({proto(r).replace(' **LEAKY**', '')}{where(r)})" for r in rs
                 )
                 or "–"
             )
@@ -135,10 +136,10 @@ def render(rows: list[dict]) -> str:
             "|---|---|---|---|---|---|---|---|",
         ]
         for r in rs:
-            proto = _proto(r)
+            ptext = proto(r)
             ep = f" ({r['epochs']} epochs)" if r.get("epochs") else ""
             lines.append(
-                f"| {r['model']}{ep} | {', '.join(r['corpora'])} | {r['labels']} | {proto} | "
+                f"| {r['model']}{ep} | {', '.join(r['corpora'])} | {r['labels']} | {ptext} | "
                 f"{_pct(r['wa'])} | {_pct(r['ua'])} | {_pct(r['macro_f1'])} | "
                 f"{r.get('wall_s', 0):.0f} |"
             )
@@ -157,9 +158,9 @@ def render(rows: list[dict]) -> str:
                 "|---|---|" + "---|" * len(emos),
             ]
             for r in grp:
-                proto = "LEAKY random" if r["leaky"] else r["protocol"]
+                ptext = "LEAKY random" if r["leaky"] else r["protocol"]
                 lines.append(
-                    f"| {r['model'].upper()} | {proto} | "
+                    f"| {r['model'].upper()} | {ptext} | "
                     + " | ".join(_pct(r["per_class"].get(e)) for e in emos)
                     + " |"
                 )

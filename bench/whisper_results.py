@@ -271,7 +271,7 @@ def whisper_table(encoders: tuple[str, ...] = ENCODERS) -> str:
         target = TARGETS.get(setup)
         cells = ["–" if r is None else f"{100 * r['ua']:.1f}" for r in found]
         lines.append(
-            f"| {setup} | {first['labels']} | {results_db._proto(first)} | "
+            f"| {setup} | {first['labels']} | {results_db.proto(first)} | "
             + " | ".join(cells)
             + f" | {'–' if target is None else f'{100 * target:.0f}'} |"
         )

@@ -1,4 +1,4 @@
-"""emovox.load / Predictor: input kinds, batching, errors, the uncertain flag, long inputs."""
+"""emovox.load / Recognizer: input kinds, batching, errors, the uncertain flag, long inputs."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import soundfile as sf
 
 import emovox
 from emovox.audio import AudioError
-from emovox.inference.api import Prediction, Predictor
+from emovox.inference.recognizer import Prediction, Recognizer
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
@@ -54,8 +54,8 @@ def tone(freq: float, seconds: float = 1.0, sr: int = 16000, amp: float = 0.3) -
 
 
 @pytest.fixture
-def model() -> Predictor:
-    return Predictor(FakeRecognizer(), vad="energy")
+def model() -> Recognizer:
+    return Recognizer(FakeRecognizer(), vad="energy")
 
 
 def test_path_input(tmp_path, model):
@@ -170,7 +170,7 @@ def test_predict_many_records_errors_and_goes_on(tmp_path, model):
 
 
 def test_a_model_failure_on_one_item_spares_the_batch():
-    m = Predictor(FakeRecognizer(min_seconds=0.5), vad="energy")
+    m = Recognizer(FakeRecognizer(min_seconds=0.5), vad="energy")
     items = [tone(FREQ["sad"]), tone(FREQ["happy"], 0.3), tone(FREQ["angry"])]
     res = m.predict_many(items, sr=16000)
     assert [r.label for r in res] == ["sad", None, "angry"]
@@ -182,7 +182,7 @@ def test_a_model_failure_on_one_item_spares_the_batch():
 def test_model_refusing_a_file_names_the_file(tmp_path):
     p = tmp_path / "short.wav"
     sf.write(p, tone(FREQ["sad"], 0.3), 16000)
-    m = Predictor(FakeRecognizer(min_seconds=0.5), vad="energy")
+    m = Recognizer(FakeRecognizer(min_seconds=0.5), vad="energy")
     with pytest.raises(AudioError, match="short.wav: too short for the fake model"):
         m.predict(p)
     (r,) = m.predict_many([p])
@@ -191,7 +191,7 @@ def test_model_refusing_a_file_names_the_file(tmp_path):
 
 @pytest.mark.parametrize("top, uncertain", [(0.45, True), (0.5, False), (0.9, False)])
 def test_uncertain_is_top_probability_below_threshold(top, uncertain):
-    m = Predictor(FakeRecognizer(top=top, threshold=0.5), vad="energy")
+    m = Recognizer(FakeRecognizer(top=top, threshold=0.5), vad="energy")
     r = m.predict(tone(FREQ["sad"]), sr=16000)
     assert r.label == "sad" and r.uncertain is uncertain
     assert r.probabilities["sad"] == pytest.approx(top)
@@ -220,8 +220,8 @@ def test_silent_long_input_says_no_speech(model):
 def test_import_emovox_is_cheap_and_load_is_lazy():
     code = (
         "import sys, emovox; "
-        "assert 'torch' not in sys.modules and 'emovox.inference.api' not in sys.modules; "
-        "f = emovox.load; import emovox.inference.api; assert f is emovox.inference.api.load; "
+        "assert 'torch' not in sys.modules and 'emovox.inference.recognizer' not in sys.modules; "
+        "f = emovox.load; import emovox.inference.recognizer as r; assert f is r.load; "
         "assert 'torch' not in sys.modules; print('ok')"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -229,7 +229,7 @@ def test_import_emovox_is_cheap_and_load_is_lazy():
 
 
 def test_random_bundle_through_emovox_load(tmp_path):
-    bundle = pytest.importorskip("emovox.inference.bundle")
+    bundle = pytest.importorskip("emovox.inference.random_bundle")
     path = bundle.make_random_bundle(tmp_path / "m", labels=LABELS, seed=1)
     m = emovox.load(path, backend="numpy")
     assert m.labels == LABELS and m.card
@@ -251,3 +251,40 @@ def test_long_bytes_are_streamed_and_timeline_works_on_short_input(model):
     assert r.segments[0]["start"] == pytest.approx(3.0, abs=0.15)
     tl = model.timeline(tone(FREQ["happy"], 3.0), sr=16000)  # forced, though short
     assert [s["label"] for s in tl.segments] == ["happy"] and tl.duration == pytest.approx(3.0)
+
+
+def test_recognizer_to_cpu_and_backend(model, tmp_path):
+    assert model.to("cpu") is model and model.backend is None  # the fake has no backend
+    with pytest.raises(ValueError, match="CPU only"):
+        model.to("cuda")
+    bundle = pytest.importorskip("emovox.inference.random_bundle")
+    m = emovox.load(bundle.make_random_bundle(tmp_path / "m", labels=LABELS), backend="numpy")
+    assert m.backend == "numpy" and m.to("cpu") is m
+    with pytest.raises(ValueError, match="backend='torch'"):
+        m.to("cuda")
+    assert m.predict(tone(300, 1.0), sr=16000).label in LABELS
+
+
+def test_predictor_is_a_deprecated_alias_of_recognizer():
+    from emovox.inference import recognizer
+
+    with pytest.warns(DeprecationWarning, match="renamed"):
+        assert emovox.Predictor is Recognizer
+    with pytest.warns(DeprecationWarning, match="renamed"):
+        assert recognizer.Predictor is Recognizer
+    assert emovox.Recognizer is Recognizer and emovox.Prediction is Prediction
+    assert "Predictor" not in emovox.__all__
+    with pytest.raises(AttributeError):
+        recognizer.Nothing  # noqa: B018
+
+
+def test_array_helpers_are_public():
+    from emovox.audio.decode import describe_input, resample, to_mono_float
+
+    pcm = (np.ones((2, 100)) * 16384).astype(np.int16)  # (channels, frames)
+    y = to_mono_float(pcm)
+    assert y.shape == (100,) and y.dtype == np.float32 and y[0] == pytest.approx(0.5)
+    assert len(resample(tone(300, 1.0, sr=8000), 8000)) == 16000
+    with pytest.raises(AudioError, match="invalid sample rate"):
+        resample(y, 0)
+    assert describe_input(b"abc", 2) == "<input 2: 3 bytes>"

@@ -24,7 +24,7 @@ playwright_api = pytest.importorskip(
     "playwright.sync_api", reason="playwright is not installed (pip install playwright)"
 )
 
-from emovox.inference.bundle import make_random_bundle  # noqa: E402
+from emovox.inference.random_bundle import make_random_bundle  # noqa: E402
 from emovox.service.app import create_app, serve_in_background  # noqa: E402
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

@@ -17,14 +17,11 @@ from emovox.encoders import (  # noqa: E402
     runtime,  # noqa: E402
 )
 from emovox.features.embeddings import EmbeddingConfig, extract_embeddings  # noqa: E402
+from emovox.features.pooling import merge_chunk_stats, pool_stats  # noqa: E402
 from emovox.inference.build import fit_temperature, softmax  # noqa: E402
-from emovox.inference.bundle import (  # noqa: E402
-    BundleError,
-    load_bundle,
-    make_random_bundle,
-    merge_chunk_stats,
-    pool_stats,
-)
+from emovox.inference.bundle import BundleError  # noqa: E402
+from emovox.inference.engine import load_bundle  # noqa: E402
+from emovox.inference.random_bundle import make_random_bundle  # noqa: E402
 
 SR = 16_000
 
@@ -94,6 +91,23 @@ def test_backends_agree(tmp_path, backend):
     assert not np.allclose(p[0], p[1])  # the inputs differ, so must the outputs
 
 
+def test_torch_backend_moves_between_devices(tmp_path):
+    folder = make_random_bundle(tmp_path / "m")
+    rec = load_bundle(folder, backend="torch")
+    ref = load_bundle(folder, backend="numpy")
+    wav = [_voice(1.2)]
+    before = rec.predict_proba(wav)
+    assert rec.to("cpu") is rec and rec.predict_proba(wav).tolist() == before.tolist()
+    assert np.abs(before - ref.predict_proba(wav)).max() < 1e-4
+    with pytest.raises(ValueError, match="not a torch device"):
+        rec.to("no-such-device")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA device"):
+            rec.to("cuda")
+    with pytest.raises(ValueError, match="CPU only"):
+        ref.to("cuda")
+
+
 def test_long_input_is_chunked(tmp_path):
     rec = load_bundle(make_random_bundle(tmp_path / "m"), backend="numpy")
     long = np.tile(_voice(2.0), 17)  # 34 s: two encoder chunks
@@ -126,7 +140,7 @@ def test_temperature_scaling_recovers_the_true_temperature():
 def test_export_onnx_writes_a_runnable_graph(tmp_path):
     ort = pytest.importorskip("onnxruntime")
     from emovox.encoders import log_mel_spectrogram
-    from emovox.inference.bundle import export_onnx
+    from emovox.inference.export import export_onnx
 
     folder = make_random_bundle(tmp_path / "m")
     path = export_onnx(folder, tmp_path / "m.onnx")
@@ -175,7 +189,7 @@ def test_prediction_runs_without_torch(tmp_path):
         "import emovox\n"
         "p = emovox.load(sys.argv[1])\n"
         "r = p.predict(sys.argv[2])\n"
-        "print(json.dumps([p.recognizer.backend, r.label]))\n"
+        "print(json.dumps([p.backend, r.label]))\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", code, str(folder), str(wav)],

@@ -325,3 +325,21 @@ def test_svm_without_probability_is_a_bare_svc_with_matching_grid():
     pipe = make_classical("svm", probability=False)
     assert isinstance(pipe.steps[-1][1], SVC)
     pipe.set_params(**{k: v[0] for k, v in default_param_grid("svm", probability=False).items()})
+
+
+def test_bayes_helpers_check_priors_and_name_the_estimator() -> None:
+    from emovox.models.bayes import check_priors, fit_classes, log_priors
+
+    counts = np.array([1.0, 3.0])
+    np.testing.assert_allclose(check_priors(None, counts), [0.25, 0.75])
+    np.testing.assert_allclose(check_priors([2, 2], counts), [0.5, 0.5])
+    with pytest.raises(ValueError, match="2 classes"):
+        check_priors([1, 1, 1], counts)
+    with pytest.raises(ValueError, match="non-negative"):
+        check_priors([-1, 2], counts)
+    assert log_priors(np.array([0.0, 1.0]))[0] == -np.inf
+    X, classes, y_idx, n = fit_classes(RDA(), [[0.0], [1.0], [2.0]], ["a", "b", "a"])
+    assert X.dtype == np.float64 and list(classes) == ["a", "b"] and list(n) == [2, 1]
+    assert list(y_idx) == [0, 1, 0]
+    with pytest.raises(ValueError, match="GaussianMixtureClassifier needs at least 2 classes"):
+        GaussianMixtureClassifier().fit([[0.0], [1.0]], ["a", "a"])

@@ -84,6 +84,25 @@ def test_table2_writes_both_protocols(ravdess_tree, tmp_path):
     assert "LEAKY" in md and "| RDA |" in md
 
 
+def test_render_table2_puts_honest_before_leaky():
+    from emovox.evaluation.table2 import render_table2
+
+    def row(model, leaky, protocol):
+        return {"model": model, "leaky": leaky, "protocol": protocol, "wa": 0.5, "ua": 0.25,
+                "per_class": {"angry": 0.75}}  # fmt: skip
+
+    md = render_table2(
+        {"labels": ["angry", "sad"], "rows": [row("svm", True, "random"),
+                                              row("svm", False, "speaker-kfold")]}
+    )  # fmt: skip
+    lines = md.splitlines()
+    assert lines[0] == "**Speaker-independent: speaker-kfold** (per-emotion accuracy = recall)"
+    assert lines[2] == "| model | angry | sad | WA | UA |"
+    assert lines[3] == "|---|---|---|---|---|"
+    assert lines[4] == "| SVM | 0.750 | nan | 0.500 | 0.250 |"
+    assert "**Paper's protocol: random, LEAKY** (per-emotion accuracy = recall)" in lines
+
+
 def test_scan_lists_stray_audio_as_problems(ravdess_tree):
     import soundfile as sf
     from conftest import emotional_tone

@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 
 from emovox.data import corpora
-from emovox.data.corpora import crema_d, emodb, generic, ravdess, savee, tess
+from emovox.data.corpora import crema_d, emodb, generic, indian_emospeech, ravdess, savee, tess
 from emovox.data.corpora.common import iter_audio_files, probe
 from emovox.data.labels import EMOTIONS
 from emovox.data.manifest import Clip, Manifest, Problem
@@ -492,7 +492,17 @@ def test_load_corpus(tree):
     m = corpora.load_corpus("savee", tree["base"])  # found below the parent
     assert len(m) == 5 and m.corpora() == ["savee"]
     assert len(corpora.load_corpus("emodb", tree["emodb"] / "wav")) == 3
-    assert set(corpora.CORPORA) == {"ravdess", "tess", "savee", "crema_d", "emodb", "custom"}
+    assert set(corpora.CORPORA) == {
+        "ravdess",
+        "tess",
+        "savee",
+        "crema_d",
+        "emodb",
+        "spanish_acted",
+        "korean_emotiontts",
+        "indian_emospeech",
+        "custom",
+    }
 
 
 def test_scan_missing_root(tmp_path):
@@ -513,9 +523,23 @@ REAL = Path(
 def test_real_corpora_counts():
     m = corpora.scan([REAL])
     s = m.summary()
-    expected = {"ravdess": (1440, 24), "tess": (2800, 2), "savee": (480, 4), "crema_d": (7442, 91)}
+    expected = {
+        "ravdess": (1440, 24),
+        "tess": (2800, 2),
+        "savee": (480, 4),
+        "crema_d": (7442, 91),
+        "spanish_acted": (1321, 16),
+        "korean_emotiontts": (300, 13),  # 15 folders, ema/nea and emb/neb one person each
+    }
     for name, (clips, speakers) in expected.items():
         assert (s[name]["clips"], s[name]["speakers"]) == (clips, speakers), name
         assert not s[name]["problems"], name
+    # Indian EmoSpeech: 5433 speech clips; the 1116 background recordings are listed problems
+    indian = s["indian_emospeech"]
+    assert indian["clips"] == 5433
+    assert [p["reason"] for p in indian["problems"]] == [indian_emospeech.BACKGROUND] * 1116
+    unknown = [c for c in m.clips if c.speaker == indian_emospeech.UNKNOWN_SPEAKER]
+    assert len(unknown) == 3433
+    assert "unrecognised" not in s
     assert len({c.id for c in m.clips}) == len(m.clips)
     assert all(c.duration and c.sample_rate for c in m.clips)

@@ -15,12 +15,15 @@ import torch
 from conftest import emotional_tone
 from safetensors.torch import load_file, save_file
 
-import emovox.deep.train as train_mod
+import emovox.deep.data as data_mod
+import emovox.deep.trainer as trainer_mod
 from emovox.deep import (
     AugmentConfig,
     ClipDataset,
     EmotionCNN,
+    FitContext,
     TrainConfig,
+    TrainedNet,
     Trainer,
     add_noise,
     augment_spectrogram,
@@ -323,10 +326,10 @@ def test_band_norm_removes_a_fixed_spectral_tilt():
     rng = np.random.default_rng(0)
     S = rng.standard_normal((16, 50)).astype(np.float32) * 5 - 40
     tilt = np.linspace(0, 30, 16, dtype=np.float32)[:, None]  # a channel/speaker colouring
-    a, b = train_mod.standardize(S, None, "band"), train_mod.standardize(S + tilt, None, "band")
+    a, b = data_mod.standardize(S, None, "band"), data_mod.standardize(S + tilt, None, "band")
     np.testing.assert_allclose(a, b, atol=1e-4)
     assert np.abs(a.mean(1)).max() < 1e-4
-    c, d = train_mod.standardize(S, None), train_mod.standardize(S + tilt, None)  # clip norm
+    c, d = data_mod.standardize(S, None), data_mod.standardize(S + tilt, None)  # clip norm
     assert np.abs(c - d).max() > 0.5
     with pytest.raises(ValueError, match="norm"):
         TrainConfig(norm="frame")
@@ -359,6 +362,7 @@ def test_training_lowers_loss_and_saves_a_loadable_model(tones, tmp_path):
     meta = json.loads((tmp_path / "run" / "model.json").read_text())
     assert meta["architecture"] == "emotion_cnn" and meta["labels"][3] == "ang"
     loaded = load_model(tmp_path / "run")
+    assert isinstance(loaded, TrainedNet)
     p = loaded.predict_proba(va)
     assert p.shape == (len(va), 4) and np.allclose(p.sum(axis=1), 1, atol=1e-5)
     np.testing.assert_allclose(p, predict_proba(model, va, cfg), atol=1e-5)
@@ -436,8 +440,8 @@ def test_augmentation_never_reaches_validation(tones, tmp_path, monkeypatch):
         calls["marked" if np.mean(y) > 50 else "clean"] += 1
         return log_mel(y, SR, n_mels=N_MELS)
 
-    monkeypatch.setattr(train_mod, "augment_waveform", spy_wave)
-    monkeypatch.setattr(train_mod, "augment_spectrogram", spy_spec)
+    monkeypatch.setattr(data_mod, "augment_waveform", spy_wave)
+    monkeypatch.setattr(data_mod, "augment_spectrogram", spy_spec)
     cfg = replace(FAST, epochs=2)
     Trainer(cfg, feature_fn=features).fit(tr, ty, va, vy, _tiny(), tmp_path / "r", progress=True)
     assert len(calls["wave"]) == calls["spec"] == calls["marked"] == 2 * len(tr)
@@ -502,7 +506,7 @@ def test_cached_training_crops_are_windows_of_the_whole_clip(tones):
             assert seg.shape == (1, N_MELS, n_frames)
             full = log_mel(tr[i], SR, n_mels=N_MELS)
             windows = [
-                train_mod.standardize(full[:, s : s + n_frames], FAST.top_db, FAST.norm)
+                data_mod.standardize(full[:, s : s + n_frames], FAST.top_db, FAST.norm)
                 for s in range(full.shape[1] - n_frames + 1)
             ]
             assert any(np.allclose(seg[0], w, atol=1e-5) for w in windows)
@@ -513,7 +517,7 @@ def test_cached_crops_pad_short_clips_with_silence():
     y = emotional_tone(0, 1, 0)[: SR // 10]  # 0.1 s, shorter than the 0.5 s crop
     ds = ClipDataset([y], [0], FAST, train=True, cache_features=True)
     seg = ds[0][0][0]
-    direct = train_mod.standardize(log_mel(y, SR, n_mels=N_MELS), FAST.top_db, FAST.norm)
+    direct = data_mod.standardize(log_mel(y, SR, n_mels=N_MELS), FAST.top_db, FAST.norm)
     floor = seg.min()
     padded = np.all(np.isclose(seg, floor), axis=0)  # frames holding only the floor
     assert padded.sum() >= seg.shape[1] - direct.shape[1]
@@ -534,15 +538,15 @@ def test_cached_evaluation_matches_uncached(tones):
 def test_cached_training_keeps_augmentation_off_validation(tones, tmp_path, monkeypatch):
     tr, ty, va, vy = tones
     seen: list[tuple[int, ...]] = []
-    real = train_mod.augment_spectrogram
+    real = data_mod.augment_spectrogram
 
     def spy(S, rng, cfg):
         seen.append(S.shape)
         return real(S, rng, cfg)
 
     calls: list[int] = []
-    monkeypatch.setattr(train_mod, "augment_spectrogram", spy)
-    monkeypatch.setattr(train_mod, "default_feature_fn", lambda cfg: _counting_log_mel(calls))
+    monkeypatch.setattr(data_mod, "augment_spectrogram", spy)
+    monkeypatch.setattr(trainer_mod, "default_feature_fn", lambda cfg: _counting_log_mel(calls))
     cfg = replace(FAST, epochs=2, augment=SPEC_ONLY, feature_cache=True)
     fit = Trainer(cfg).fit(tr, ty, va, vy, _tiny(), tmp_path / "r", progress=False)
     assert len(seen) == 2 * len(tr)  # training items only: validation never augmented
@@ -597,9 +601,64 @@ def test_cache_is_filled_before_worker_processes_start(tones, tmp_path, monkeypa
         made.append(self)
 
     monkeypatch.setattr(ClipDataset, "__init__", record)
-    monkeypatch.setattr(train_mod, "default_feature_fn", lambda cfg: _counting_log_mel(calls))
+    monkeypatch.setattr(trainer_mod, "default_feature_fn", lambda cfg: _counting_log_mel(calls))
     cfg = replace(FAST, epochs=2, augment=SPEC_ONLY, feature_cache=True, workers=1)
     Trainer(cfg).fit(tr, ty, va, vy, _tiny(), tmp_path / "r", progress=False)
     train_ds = next(d for d in made if d.train)
-    assert len(train_ds._features) == len(tr)  # filled in this process, inherited by workers
+    assert train_ds.n_cached == len(tr)  # filled in this process, inherited by workers
     assert len(calls) == len(tr) + len(va)  # workers found every clip computed already
+
+
+# --------------------------------------------------------------------------- public surface
+
+
+def test_loaded_model_is_a_deprecated_alias_of_trained_net():
+    import emovox.deep
+
+    with pytest.warns(DeprecationWarning, match="TrainedNet"):
+        assert emovox.deep.LoadedModel is TrainedNet
+    with pytest.raises(AttributeError):
+        emovox.deep.NoSuchName  # noqa: B018
+
+
+def test_one_unweighted_accuracy_for_deep_runs_and_reports():
+    from sklearn.metrics import balanced_accuracy_score
+
+    import emovox.deep
+    from emovox.evaluation import metrics
+
+    assert emovox.deep.unweighted_accuracy is metrics.unweighted_accuracy
+    rng = np.random.default_rng(0)
+    y, p = rng.integers(0, 4, 50), rng.integers(0, 4, 50)
+    ua = metrics.unweighted_accuracy(y, p)
+    assert ua == pytest.approx(balanced_accuracy_score(y, p))
+    names = np.array(["neu", "hap", "sad", "ang"])
+    report = metrics.score(names[y], names[p], ["ang", "sad", "hap", "neu", "fea"])
+    assert report["ua"] == pytest.approx(ua)  # the same classes, summed in another order
+    # classes outside ``labels`` do not count in a report's UA
+    assert metrics.unweighted_accuracy(["a", "a", "b"], ["a", "b", "b"], ["a"]) == 0.5
+
+
+def test_trainer_extension_points_are_public(tones, tmp_path):
+    tr, ty, va, vy = tones
+    seen: dict[str, int] = {"forward": 0}
+
+    class OneBatch(Trainer):
+        def batches(self, n, rng):
+            return super().batches(n, rng)[:1]
+
+        def train_forward(self, model):
+            seen["forward"] += 1
+            return super().train_forward(model)
+
+        def run_epoch(self, model, epoch, ctx):
+            assert isinstance(ctx, FitContext) and ctx.n_classes == 4
+            assert ctx.total_steps == 2  # 2 epochs x the one batch ``batches`` gives
+            record = super().run_epoch(model, epoch, ctx)
+            return record | {"marked": True}
+
+    cfg = replace(FAST, epochs=2, augment=AugmentConfig.none())
+    fit = OneBatch(cfg).fit(tr, ty, va, vy, _tiny(), tmp_path / "r", progress=False)
+    assert seen["forward"] == 2 and all(h["marked"] for h in fit.history)
+    state = json.loads((tmp_path / "r" / "trainer_state.json").read_text())
+    assert state["global_step"] == 2

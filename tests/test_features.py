@@ -73,6 +73,18 @@ def test_frame_feature_shapes(seconds: float) -> None:
     f0, voiced = pitch(y, SR)
     assert f0.shape == voiced.shape == (T,)
     assert energy(y, SR).shape == zero_crossing_rate(y, SR).shape == (T,)
+
+
+def test_a_shared_power_spectrum_is_reused_and_checked() -> None:
+    from emovox.features.spectral import shared_power
+
+    y = tone(180, 0.5, harmonics=4)
+    S = power_spectrogram(y)
+    assert shared_power(y, 400, 160, S) is S
+    np.testing.assert_array_equal(shared_power(y, 400, 160, None), S)
+    np.testing.assert_array_equal(lpc(y, SR, S=S), lpc(y, SR))
+    with pytest.raises(ValueError, match=r"S must be \(T, 257\)"):
+        plp(y, SR, n_fft=512, S=S)
     for x in (S, log_mel(y, SR), mfcc(y, SR), spectral_shape(y, SR), lpc(y, SR), plp(y, SR)):
         assert x.dtype == np.float32 and np.all(np.isfinite(x))
 
@@ -322,3 +334,56 @@ def test_extract_parallel_matches_serial(clip_dir, tmp_path) -> None:
     np.testing.assert_allclose(serial.X, par.X, rtol=1e-6)
     assert serial.ok.tolist() == par.ok.tolist() == [True, True, False, True]
     assert [p for p, _ in par.errors] == [paths[2]]
+
+
+def test_cache_misses_when_a_setting_or_the_code_changes(clip_dir, tmp_path, monkeypatch) -> None:
+    """A cached vector is re-used only for the same settings AND the same feature code."""
+    from emovox.features import utterance
+    from emovox.features.code_version import source_version
+
+    paths = [str(clip_dir / n) for n in ("a.wav", "b.flac")]
+    cfg = FeatureConfig(groups="mfcc,prosody")
+    calls = []
+    real = extract_mod.utterance_vector
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    def run(config: FeatureConfig) -> int:
+        before = len(calls)
+        extract(paths, config, cache_dir=tmp_path / "cache", n_jobs=1, progress=False)
+        return len(calls) - before  # clips computed, i.e. cache misses
+
+    monkeypatch.setattr(extract_mod, "utterance_vector", counting)
+    assert run(cfg) == 2  # cold
+    assert run(cfg) == 0  # nothing changed: hits
+    assert run(FeatureConfig(groups="mfcc,prosody", n_mfcc=13)) == 2  # a setting changed
+    key = cfg.key()
+    monkeypatch.setattr(utterance, "feature_code_version", lambda: "edited-code")
+    assert cfg.key() != key
+    assert run(cfg) == 2  # the feature code changed
+    assert run(cfg) == 0
+    monkeypatch.undo()
+    assert cfg.key() == key and run(cfg) == 0  # back to the first code: its entries again
+    # the version follows the modules' source; a module that appears changes it too
+    base = source_version(utterance.FEATURE_MODULES)
+    assert base == utterance.feature_code_version() and len(base) == 12
+    assert source_version((*utterance.FEATURE_MODULES, "emovox.features.not_yet")) != base
+
+
+def test_embedding_cache_key_follows_settings_and_code(tmp_path, monkeypatch) -> None:
+    from emovox.features import embeddings
+
+    cfg = embeddings.EmbeddingConfig(encoder=str(tmp_path / "enc"))
+    cache, pre, sha = FeatureCache(tmp_path / "c"), audio.Preprocess(), "ab" * 20
+    cache.put(sha, cfg, pre, CacheEntry(np.ones(4, np.float32), "f" * 40, 1.0))
+    assert cache.get(sha, cfg, pre) is not None  # nothing changed: a hit
+    other = embeddings.EmbeddingConfig(encoder=str(tmp_path / "enc"), stats=("mean",))
+    assert cache.get(sha, other, pre) is None  # a setting changed
+    key = cfg.key()
+    monkeypatch.setattr(embeddings, "embedding_code_version", lambda: "edited-mel")
+    assert cfg.key() != key and cache.get(sha, cfg, pre) is None  # the code changed
+    monkeypatch.undo()
+    assert cfg.key() == key and cache.get(sha, cfg, pre) is not None
+    assert "emovox.encoders.mel" in embeddings.EMBEDDING_MODULES

@@ -234,12 +234,13 @@ def test_a_last_batch_of_one_clip_trains(encoder_path: str) -> None:
 
 
 def test_schedule_counts_the_batches_that_run() -> None:
-    from emovox.models.finetune import _batch_bounds
+    from emovox.models.sequences import batch_bounds
 
-    assert _batch_bounds(17, 16) == [(0, 17)]  # the one-clip rest joins the batch before
-    assert _batch_bounds(18, 16) == [(0, 16), (16, 18)]
-    assert _batch_bounds(1, 16) == [(0, 1)]
-    assert sum(b - a for a, b in _batch_bounds(1000, 7)) == 1000
+    assert batch_bounds(17, 16, join_single=True) == [(0, 17)]  # the one-clip rest joins
+    assert batch_bounds(18, 16, join_single=True) == [(0, 16), (16, 18)]
+    assert batch_bounds(1, 16, join_single=True) == [(0, 1)]
+    assert sum(b - a for a, b in batch_bounds(1000, 7, join_single=True)) == 1000
+    assert batch_bounds(17, 16) == [(0, 16), (16, 17)]  # the attentive head keeps it apart
 
 
 def test_batches_of_one_need_norm_off(encoder_path: str) -> None:

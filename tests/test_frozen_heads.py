@@ -275,7 +275,7 @@ def test_shipped_whisper_configs_load(name: str) -> None:
 
 
 def test_sequence_checks_name_the_clip_and_the_problem():
-    from emovox.models import check_sequences
+    from emovox.models.sequences import check_sequences
 
     kw = dict(ndim=3, time_axis=1, expected="an (n_layers, T, D) frame array", hint="see docs")
     ok = [np.zeros((2, 5, 4)), np.zeros((2, 9, 4))]  # lengths may differ
@@ -288,3 +288,20 @@ def test_sequence_checks_name_the_clip_and_the_problem():
         check_sequences([ok[0], np.zeros((2, 5, 3))], **kw)
     with pytest.raises(ValueError, match="clip 0: expected"):
         check_sequences(["not an array"], **kw)
+
+
+def test_sequence_heads_share_labels_batches_and_class_weights():
+    from emovox.models.sequences import encode_labels, length_bucketed_batches
+    from emovox.models.torch_utils import balanced_cross_entropy
+
+    classes, yi = encode_labels(["b", "a", "b", "b"], 4)
+    assert list(classes) == ["a", "b"] and list(yi) == [1, 0, 1, 1]
+    with pytest.raises(ValueError, match="3 clips but 4 labels"):
+        encode_labels(list("abab"), 3)
+    with pytest.raises(ValueError, match="two classes"):
+        encode_labels(list("aaa"), 3)
+    lengths = np.array([50, 10, 30, 20, 40])
+    batches = length_bucketed_batches(lengths, [(0, 2), (2, 5)], 0.5, np.random.default_rng(0))
+    assert [list(b) for b in batches] == [[1, 3], [2, 4, 0]]  # shortest first, then cut
+    weight = balanced_cross_entropy(yi, 2).weight.numpy()
+    np.testing.assert_allclose(weight, [4 / (2 * 1), 4 / (2 * 3)])  # n / (k * n_class)

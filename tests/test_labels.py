@@ -54,3 +54,18 @@ def test_restrict_counts_excluded_clips():
 def test_label_set_name():
     assert label_set_name(["happy", "sad", "neutral", "angry"]) == "core4"
     assert label_set_name(["sad", "happy"]) == "happy,sad"
+
+
+def test_new_corpora_labels_map_into_the_taxonomy():
+    from emovox.data.corpora import indian_emospeech, korean_emotiontts, spanish_acted
+
+    assert set(spanish_acted.EMOTIONS.values()) == set(LABEL_SETS["paper7"])
+    assert set(korean_emotiontts.EMOTIONS) == set(LABEL_SETS["core4"])
+    # Indian EmoSpeech's Calm stays calm (its own label, as in RAVDESS), never neutral
+    assert {normalize_emotion(e.title()) for e in indian_emospeech.EMOTIONS} == {
+        "calm",
+        "happy",
+        "angry",
+        "fearful",
+    }
+    assert normalize_emotion("Calm") == "calm" != normalize_emotion("neutral")

@@ -13,17 +13,11 @@ import pytest
 import soundfile as sf
 
 from emovox.audio import AudioError, decode
-from emovox.inference import longform
-from emovox.inference.longform import (
-    EnergyVAD,
-    SegmenterConfig,
-    StreamingSegmenter,
-    Timeline,
-    analyze,
-    find_speech,
-    iter_array,
-    iter_blocks,
-)
+from emovox.audio import vad as vad_module
+from emovox.audio.segment import SegmenterConfig, StreamingSegmenter, find_speech
+from emovox.audio.stream import iter_array, iter_blocks
+from emovox.audio.vad import EnergyVAD
+from emovox.inference.timeline import Timeline, analyze
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
@@ -180,18 +174,18 @@ def test_timeline_overall_and_files(tmp_path):
 
 
 def test_auto_vad_falls_back_to_energy_with_a_warning(monkeypatch):
-    monkeypatch.setattr(longform, "silero_available", lambda: False)
+    monkeypatch.setattr(vad_module, "silero_available", lambda: False)
     with warnings.catch_warnings(record=True) as w:
         warnings.simplefilter("always")
-        vad = longform.make_vad("auto")
+        vad = vad_module.make_vad("auto")
     assert isinstance(vad, EnergyVAD)
     assert any("energy" in str(x.message) for x in w)
     with pytest.raises(RuntimeError, match="silero-vad"):
-        longform.make_vad("silero")
+        vad_module.make_vad("silero")
 
 
 needs_silero = pytest.mark.skipif(
-    not longform.silero_available(), reason="silero-vad / onnxruntime not installed"
+    not vad_module.silero_available(), reason="silero-vad / onnxruntime not installed"
 )
 
 
@@ -202,8 +196,8 @@ def test_silero_state_carries_across_calls():
     y, _ = join_clips(load_clips()[:2])
     n = len(y) // 512
     frames = y[: n * 512].reshape(n, 512)
-    whole = longform.SileroVAD()(frames)
-    vad = longform.SileroVAD(max_frames=7)
+    whole = vad_module.SileroVAD()(frames)
+    vad = vad_module.SileroVAD(max_frames=7)
     parts = np.concatenate([vad(frames[i : i + 13]) for i in range(0, n, 13)])
     np.testing.assert_allclose(parts, whole, atol=1e-5)
     assert whole.max() > 0.9 and whole[:20].max() < 0.2  # speech found; the lead-in is silence
@@ -214,7 +208,7 @@ def test_silero_finds_each_demo_clip_in_the_joined_recording():
     from emovox.inference.demo import join_clips, load_clips
 
     y, spans = join_clips(load_clips())
-    found = find_speech(iter_array(y, 1600), longform.SileroVAD())
+    found = find_speech(iter_array(y, 1600), vad_module.SileroVAD())
     assert len(found) == len(spans) == 6
     for (a, b), s in zip(found, spans, strict=True):
         assert s["start"] - 0.15 <= a < b <= s["end"] + 0.15

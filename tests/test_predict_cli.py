@@ -12,8 +12,9 @@ import pytest
 import soundfile as sf
 from typer.testing import CliRunner
 
+from emovox.audio import microphone, stream
 from emovox.cli import app
-from emovox.inference import api, longform
+from emovox.inference import recognizer as api
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
@@ -49,7 +50,7 @@ def fake_model(monkeypatch):
         loaded.append((path, backend))
         return FakeRecognizer()
 
-    monkeypatch.setattr(api, "_load_recognizer", fake_load)
+    monkeypatch.setattr(api, "load_engine", fake_load)
     return loaded
 
 
@@ -149,7 +150,7 @@ def test_predict_missing_model_is_a_clear_error(tmp_path, audio_dir):
 
 
 def test_predict_with_a_random_bundle(tmp_path, audio_dir):
-    bundle = pytest.importorskip("emovox.inference.bundle")
+    bundle = pytest.importorskip("emovox.inference.random_bundle")
     path = bundle.make_random_bundle(tmp_path / "m", labels=LABELS)
     res = runner.invoke(
         app, ["predict", str(audio_dir / "a.wav"), "--model", str(path), "--json",
@@ -179,12 +180,12 @@ def test_listen_file_prints_a_line_per_segment(fake_model, tmp_path):
 def test_paced_plays_in_real_time_times_speed():
     chunks = [np.zeros(1600, np.float32)] * 10  # 1 s of audio
     t0 = time.monotonic()
-    assert len(list(longform.paced(chunks, speed=5.0))) == 10
+    assert len(list(stream.paced(chunks, speed=5.0))) == 10
     assert time.monotonic() - t0 >= 0.17  # 1 s / 5, less the first chunk
 
 
 def test_listen_without_microphone_needs_a_file(fake_model, monkeypatch):
-    monkeypatch.setattr(longform, "microphone_available", lambda: False)
+    monkeypatch.setattr(microphone, "microphone_available", lambda: False)
     res = runner.invoke(app, ["listen"])
     assert res.exit_code == 2 and "--file" in res.stderr
 
@@ -227,3 +228,18 @@ def test_demo_command_writes_the_report(fake_model, tmp_path):
         p["true"] for p in preds
     )
     assert "fake-model" in (out / "summary.md").read_text()
+
+
+def test_prediction_csv_rows_and_unique_timeline_stems():
+    from emovox.inference.outputs import csv_header, csv_row, unique_stem
+
+    ok = api.Prediction("sad", {"sad": 0.7, "angry": 0.3}, False, path="a.wav", duration=1.23456)
+    bad = api.Prediction(None, {}, False, path="b.wav", error="unreadable")
+    assert csv_header(["sad", "angry"]) == [
+        "path", "label", "uncertain", "duration", "segments", "error", "sad", "angry"
+    ]  # fmt: skip
+    assert csv_row(ok, ["sad", "angry"]) == ["a.wav", "sad", 0, 1.235, "", "", 0.7, 0.3]
+    assert csv_row(bad, ["sad", "angry"]) == ["b.wav", "", "", "", "", "unreadable", "", ""]
+    used: set[str] = set()
+    names = [unique_stem(p, used) for p in ("x/talk.wav", "y/talk.mp3", "talk", "/")]
+    assert names == ["talk", "talk-2", "talk-3", "recording"]

@@ -20,8 +20,9 @@ from typer.testing import CliRunner  # noqa: E402
 
 import emovox  # noqa: E402
 from emovox.cli import app  # noqa: E402
-from emovox.inference.bundle import make_random_bundle  # noqa: E402
+from emovox.inference.random_bundle import make_random_bundle  # noqa: E402
 from emovox.scale import ray_engine as re_  # noqa: E402
+from emovox.scale import shards as shards_  # noqa: E402
 
 SR = 16000
 SETTINGS = {"backend": "numpy", "vad": "energy"}
@@ -144,6 +145,19 @@ def test_shard_plan_is_deterministic_and_names_change_with_inputs():
     )
 
 
+def test_stale_shard_files_and_temp_files_are_cleaned(tmp_path):
+    keep = re_.plan_shards(["a.wav"], "fp")[0].name + ".parquet"
+    old = re_.plan_shards(["a.wav"], "old-model")[0].name + ".parquet"
+    shards_.write_parquet(re_.errors_table([("a.wav", "broken")]), tmp_path / keep)
+    shards_.write_parquet(re_.errors_table([]), tmp_path / old)
+    (tmp_path / f".{keep}.123.tmp").write_bytes(b"half written")
+    (tmp_path / "notes.txt").write_text("not a shard")
+    assert shards_.clean_stale(tmp_path, {keep}) == 2
+    assert sorted(f.name for f in tmp_path.iterdir()) == sorted([keep, "notes.txt"])
+    assert shards_.num_rows(tmp_path / keep) == 1 and shards_.num_rows(tmp_path / old) == 0
+    assert shards_.clean_stale(tmp_path / "missing", set()) == 0
+
+
 def test_cli_engine_ray(ray_local, audio, tmp_path):
     runner = CliRunner()
     out = tmp_path / "cli-out"
@@ -215,9 +229,9 @@ def test_a_crashing_file_is_isolated_and_recorded(ray_local, tmp_path):
 
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # tests/ is no package
     files = [f"f{i:02d}.wav" for i in range(8)] + ["f03-poison.wav", "f05-raise.wav"]
-    job = re_._Job("predictions", PoisonWorker, {"gpu": False}, "fp", _paths_table)
+    job = re_.Job("predictions", PoisonWorker, {"gpu": False}, "fp", _paths_table)
     shards = re_.plan_shards(files, "fp", 5)
-    s = re_._run(job, shards, tmp_path, {}, 2, None, 3, lambda m: None)
+    s = re_.run_job(job, shards, tmp_path, {}, 2, None, 3, lambda m: None)
     assert (s["files"], s["rows"], s["errors"]) == (10, 9, 1)
     assert re_.read_predictions(tmp_path).column("path").to_pylist() == sorted(
         f for f in files if "poison" not in f

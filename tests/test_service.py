@@ -28,7 +28,7 @@ with warnings.catch_warnings():  # Starlette >= 1.x would rather have httpx2
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient
 
-from emovox.inference.bundle import make_random_bundle  # noqa: E402
+from emovox.inference.random_bundle import make_random_bundle  # noqa: E402
 from emovox.service import inputs  # noqa: E402
 from emovox.service.app import create_app, serve_in_background  # noqa: E402
 from emovox.service.inputs import ServiceError, read_upload  # noqa: E402
@@ -375,7 +375,7 @@ def test_an_upload_dribbling_in_gets_408(wav):
 def test_too_long_recording_is_413_before_decoding(bundle_dir, monkeypatch):
     app = create_app(bundle_dir, backend=BACKEND, max_seconds=2.0, workers=1)
     decoded = []
-    monkeypatch.setattr("emovox.inference.api.decode", lambda *a, **k: decoded.append(1))
+    monkeypatch.setattr("emovox.inference.recognizer.decode", lambda *a, **k: decoded.append(1))
     with TestClient(app) as c:
         err = assert_error(c.post("/v1/predict", content=encode(speechy(3.0), "FLAC")), 413)
     assert err["code"] == "too_long" and "2 s" in err["message"]

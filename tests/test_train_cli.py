@@ -239,8 +239,7 @@ def test_model2_config_builds_the_measured_network():
 def test_validation_speakers_come_per_corpus_from_training_only():
     import numpy as np
 
-    from emovox.evaluation.deep_experiment import speaker_validation
-    from emovox.evaluation.splits import Fold
+    from emovox.evaluation.splits import Fold, with_validation
 
     # corpus "big": 2 speakers x 100 clips; corpus "small": 10 speakers x 10 clips
     speakers = (
@@ -249,7 +248,7 @@ def test_validation_speakers_come_per_corpus_from_training_only():
     corpora = [s.split(":")[0] for s in speakers]
     test = np.flatnonzero(np.isin(speakers, ["big:2", "small:9"]))
     train = np.setdiff1d(np.arange(len(speakers)), test)
-    fold = speaker_validation(Fold("f", train, test), speakers, corpora, 0.15, seed=0)
+    fold = with_validation(Fold("f", train, test), speakers, 0.15, seed=0, corpora=corpora)
     val_spk = {speakers[i] for i in fold.val}
     assert len(val_spk) == 1 and val_spk <= {f"small:{i}" for i in range(9)}
     assert not set(fold.val) & set(fold.test) and not set(fold.val) & set(fold.train)
@@ -270,18 +269,18 @@ def test_folds_of_runs_made_before_a_setting_existed_are_reused(ravdess_tree, tm
     ``norm`` only) is re-used by --resume; the same fold under another precision is not."""
     import hashlib
 
-    from emovox.deep.train import ADDED_DEFAULTS
-    from emovox.evaluation.deep_experiment import _RESULT_FREE
+    from emovox.deep.config import ADDED_DEFAULTS
+    from emovox.evaluation.deep_config import RESULT_FREE
 
     cfg_path, out = write_config(tmp_path), tmp_path / "runs"
     res = runner.invoke(app, train_args(cfg_path, ravdess_tree, out, "--folds", "1"))
     assert res.exit_code == 0, res.output
     cfg = load_config(cfg_path)
-    d = {k: v for k, v in cfg.to_dict().items() if k not in _RESULT_FREE | {"source"}}
+    d = {k: v for k, v in cfg.to_dict().items() if k not in RESULT_FREE | {"source"}}
     d["train"] = {
         k: v
         for k, v in d["train"].items()
-        if k not in _RESULT_FREE and k not in ("precision", "feature_cache")
+        if k not in RESULT_FREE and k not in ("precision", "feature_cache")
     }
     assert "norm" in d["train"] and list(ADDED_DEFAULTS) == ["norm", "precision", "feature_cache"]
     legacy = hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]

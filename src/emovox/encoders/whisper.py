@@ -11,7 +11,7 @@ The architecture follows OpenAI's published Whisper (MIT licence, see ``LICENSE-
 * a final LayerNorm ``ln_post``.
 
 Parameter names mirror OpenAI's checkpoint with the ``encoder.`` prefix removed, so an
-``openai-whisper`` state dict loads after stripping that prefix (see :mod:`.convert`).
+``openai-whisper`` state dict loads after stripping that prefix (see :mod:`.checkpoints`).
 """
 
 from __future__ import annotations
@@ -34,6 +34,9 @@ from emovox.encoders.mel import (  # noqa: F401 - re-exported
     log_mel_spectrogram,
     mel_filters,
 )
+
+#: Encoder weights by :class:`WhisperEncoder` parameter name.
+StateDict = dict[str, Tensor]
 
 
 @dataclass(frozen=True)

@@ -79,13 +79,16 @@ LIST_KEYS = ("corpora", "roots", "test_speakers", "train_corpora", "test_corpora
 
 def load_experiment_config(path: str | Path, **overrides: object) -> ExperimentConfig:
     """An :class:`ExperimentConfig` from a TOML file's ``[experiment]`` table (the same field
-    names as the class), with non-None ``overrides`` on top. Unknown keys are errors."""
-    from emovox.io import listify, read_toml
+    names as the class), with non-None ``overrides`` on top. Unknown sections or keys, and a
+    missing or malformed file, raise :class:`emovox.evaluation.config.ConfigError` (a
+    ``ValueError``)."""
+    from emovox.evaluation.config import ConfigError, read_config
+    from emovox.io import listify
 
-    data = read_toml(path)
+    data = read_config(path)
     unknown_sections = set(data) - {"experiment"}
     if unknown_sections:
-        raise ValueError(
+        raise ConfigError(
             f"{path}: unknown section(s) {', '.join(sorted(unknown_sections))}; an evaluation "
             "config has one [experiment] table"
         )
@@ -93,7 +96,7 @@ def load_experiment_config(path: str | Path, **overrides: object) -> ExperimentC
     known = set(ExperimentConfig.__dataclass_fields__)
     bad = sorted(set(table) - known)
     if bad:
-        raise ValueError(
+        raise ConfigError(
             f"{path}: unknown key(s) {', '.join(bad)} in [experiment]; "
             f"known: {', '.join(sorted(known))}"
         )

@@ -7,7 +7,7 @@ Every protocol except ``random`` keeps speakers apart. ``random`` reproduces the
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -147,13 +147,67 @@ def random_folds(labels: Sequence[str], k: int = 5, seed: int = 0) -> list[Fold]
     ]
 
 
+def validation_speakers(
+    speakers: Sequence[str],
+    corpora: Sequence[str],
+    fraction: float,
+    seed: int | Sequence[int],
+    preset: Iterable[str] = (),
+    min_speakers: int = 3,
+) -> set[str]:
+    """Validation speakers drawn corpus by corpus (corpora in sorted order, one
+    ``np.random.default_rng(seed)`` for all).
+
+    Each corpus with at least ``min_speakers`` speakers among ``speakers`` gives
+    ``round(fraction x its speakers)`` (at least 1) of them, counting the ``preset`` speakers
+    it already has (they are always in the result); smaller corpora (TESS has two speakers in
+    all) give none. This keeps validation near ``fraction`` of the clips when speakers differ a
+    lot in size (a TESS speaker has 1400 clips, a CREMA-D one about 80) and gives every large
+    corpus a share.
+    """
+    spk = _arr(speakers)
+    corp = _arr(corpora)
+    rng = np.random.default_rng(seed)
+    val_spk = set(preset)
+    for c in sorted(set(corp)):
+        uniq = sorted(set(spk[corp == c]))
+        if len(uniq) < min_speakers:
+            continue
+        n_val = max(1, int(round(fraction * len(uniq))))
+        have = len(val_spk & set(uniq))
+        rest = [u for u in rng.permutation(np.array(uniq, dtype=object)) if u not in val_spk]
+        val_spk.update(rest[: max(0, n_val - have)])
+    return val_spk
+
+
 def with_validation(
-    fold: Fold, speakers: Sequence[str], fraction: float = 0.15, seed: int = 0, leaky: bool = False
+    fold: Fold,
+    speakers: Sequence[str],
+    fraction: float = 0.15,
+    seed: int = 0,
+    leaky: bool = False,
+    corpora: Sequence[str] | None = None,
 ) -> Fold:
     """Carve a validation set out of the training side: whole training speakers (or, for a
-    leaky protocol, random training clips). Never touches the test side."""
-    rng = np.random.default_rng(seed)
+    leaky protocol, random training clips). Never touches the test side.
+
+    Without ``corpora``, ``fraction`` of ALL training speakers (``default_rng(seed)``). With
+    ``corpora`` (the deep trainer's split), :func:`validation_speakers` of the training side,
+    drawn with ``default_rng([seed, 11])``; ``fraction <= 0`` then gives no validation, and a
+    leaky protocol, or no corpus with 3 training speakers, falls back to the draw without
+    ``corpora``.
+    """
     train = np.asarray(fold.train)
+    if corpora is not None:
+        if fraction <= 0:
+            return fold
+        if not leaky:
+            spk = _arr(speakers)[train]
+            val_spk = validation_speakers(spk, _arr(corpora)[train], fraction, [seed, 11])
+            if val_spk:
+                is_val = np.array([s in val_spk for s in spk], dtype=bool)
+                return Fold(fold.name, train[~is_val], fold.test, train[is_val])
+    rng = np.random.default_rng(seed)
     if leaky:
         perm = rng.permutation(train)
         n_val = max(1, int(round(fraction * len(train))))

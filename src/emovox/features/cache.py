@@ -1,8 +1,9 @@
 """On-disk feature cache: one ``.npz`` per clip (no pickle), written atomically.
 
-Layout: ``root/v<CACHE_VERSION>-<FeatureConfig.key()>-<preprocess key>/<sha[:2]>/<sha>.npz``
-where ``sha`` is the SHA-1 of the raw file bytes, so a renamed or moved file still hits and an
-edited one misses.
+Layout: ``root/v<CACHE_VERSION>-<config.key()>-<preprocess key>/<sha[:2]>/<sha>.npz``
+(``config.key()`` hashes the settings and the version of the code that computes the features,
+so an edit of that code misses instead of re-using stale vectors), where ``sha`` is the SHA-1
+of the raw file bytes, so a renamed or moved file still hits and an edited one misses.
 Each entry holds the feature vector, the decoded-audio content hash (before trimming; see
 :func:`emovox.audio.content_hash`) and the decoded duration in seconds.
 """
@@ -50,8 +51,16 @@ CACHE_VERSION = 1
 
 
 @lru_cache(maxsize=64)
-def _namespace(config: FeatureConfig, pre: Preprocess) -> str:
+def _namespace_of(config: FeatureConfig, pre: Preprocess, code_version: str) -> str:
+    # code_version is part of config.key(); as an argument it keeps this memo honest when the
+    # code version changes within one process
     return f"v{CACHE_VERSION}-{config.key()}-{preprocess_key(pre)}"
+
+
+def namespace(config: FeatureConfig, pre: Preprocess) -> str:
+    """The cache folder name for these settings: :data:`CACHE_VERSION`, ``config.key()``
+    (settings and the version of the code computing them) and the preprocessing key."""
+    return _namespace_of(config, pre, config.code_version())
 
 
 def _atomic_write(path: Path, write) -> None:
@@ -76,14 +85,17 @@ def _stored(x: np.ndarray) -> np.ndarray:
 
 
 class FeatureCache:
-    """Feature vectors keyed by (file bytes, feature settings, preprocessing settings)."""
+    """Feature vectors keyed by (file bytes, feature settings and code version, preprocessing
+    settings). ``config`` is a :class:`FeatureConfig` or an
+    :class:`emovox.features.embeddings.EmbeddingConfig` (anything hashable with ``key()``,
+    ``code_version()`` and ``to_dict()``)."""
 
     def __init__(self, root: str | os.PathLike[str]):
         self.root = Path(root)
 
     def directory(self, config: FeatureConfig, pre: Preprocess) -> Path:
         """The folder holding entries for these settings (with a ``settings.json``)."""
-        return self.root / _namespace(config, pre)
+        return self.root / namespace(config, pre)
 
     def path(self, file_hash: str, config: FeatureConfig, pre: Preprocess) -> Path:
         return self.directory(config, pre) / file_hash[:2] / f"{file_hash}.npz"

@@ -24,9 +24,11 @@ from typing import Any
 
 import numpy as np
 
-from emovox.audio import AudioError, Preprocess, content_hash, decode, preprocess
+from emovox.audio import Preprocess
 from emovox.features.cache import CacheEntry, FeatureCache, file_sha1
+from emovox.features.decode_loop import load_clip
 from emovox.features.extract import ExtractResult
+from emovox.features.pooling import STATS, pair_frames, pool_layers
 from emovox.progress import progress_bar
 
 PREFIX = "whisper:"
@@ -47,7 +49,7 @@ def _source_identity(source: str) -> str:
         except Exception:  # noqa: BLE001 - a missing package is reported when loading
             return "tiny.en"
     if source == "base" and not Path(source).exists():
-        from emovox.encoders.convert import BASE_SHA256
+        from emovox.encoders.packaged import BASE_SHA256
 
         return f"base/{BASE_SHA256[:16]}"  # load_whisper_encoder checks the joined weights
     p = Path(source).expanduser().resolve()
@@ -85,13 +87,44 @@ class EmbeddingConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def code_version(self) -> str:
+        """Version of the code computing these embeddings (:func:`embedding_code_version`)."""
+        return embedding_code_version()
+
     def key(self) -> str:
-        """Cache key: these settings plus the encoder weights' identity."""
+        """Cache key: these settings, the encoder weights' identity and the code version."""
         d = self.to_dict()
         if not self.view:
-            d.pop("view")  # the plain clip keeps the key it had before views existed
-        blob = json.dumps(d | {"id": _source_identity(self.encoder)}, sort_keys=True)
+            d.pop("view")  # a plain clip hashes its settings as before views existed
+        d |= {"id": _source_identity(self.encoder), "code": self.code_version()}
+        blob = json.dumps(d, sort_keys=True)
         return "emb-" + hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+
+#: The modules whose code turns a file into an embedding besides this one's functions (see
+#: :func:`embedding_code_version`): decoding, preprocessing, the log-mel, the encoder's
+#: forward pass, pooling and the training views' augmentations.
+EMBEDDING_MODULES = (
+    "emovox.audio.decode",
+    "emovox.audio.preprocess",
+    "emovox.encoders.mel",
+    "emovox.encoders.whisper",
+    "emovox.features.pooling",
+    "emovox.deep.augment",
+)
+
+
+@lru_cache(maxsize=1)
+def embedding_code_version() -> str:
+    """Hash of the source of :data:`EMBEDDING_MODULES` and of the functions here that compute
+    an embedding (views, encoding, pooling): part of :meth:`EmbeddingConfig.key`, so a code
+    change misses the cache instead of re-using stale vectors. (The encoder's weights count
+    through :meth:`EmbeddingConfig.key`'s identity of them.)"""
+    from emovox.features.code_version import source_version
+
+    names = ("check_view", "apply_view", "embed_waveform", "layer_stats", "layer_frames")
+    functions = [globals()[n] for n in names if callable(globals().get(n))]
+    return source_version(EMBEDDING_MODULES, functions)
 
 
 #: Training views :func:`apply_view` understands, with an example each.
@@ -191,29 +224,15 @@ def top_input_blocks(stats: Sequence[str]) -> int | None:
 
 def layer_frames(layers: Sequence[Any]) -> np.ndarray:
     """Stack (1, T, D) hidden states into ``(n_layers, T // 2, D)`` float16, averaging pairs of
-    frames (25 per second: plenty for emotion, half the memory)."""
-    h = np.stack([np.asarray(x[0].float().numpy()) for x in layers])
-    t = max(h.shape[1] // 2, 1)
-    if h.shape[1] >= 2:
-        h = h[:, : 2 * t].reshape(h.shape[0], t, 2, h.shape[2]).mean(2)
-    return h.astype(np.float16)
+    frames (25 per second: plenty for emotion, half the memory); see
+    :func:`emovox.features.pooling.pair_frames`."""
+    return pair_frames([x[0].float() for x in layers])
 
 
-def layer_stats(layers: Sequence[Any], stats: Sequence[str] = ("mean", "std")) -> np.ndarray:
-    """Pool each (1, T, D) hidden state over time: ``(n_layers, len(stats) * D)`` float32."""
-    out = []
-    for h in layers:
-        h = h[0].double()
-        parts = []
-        for s in stats:
-            if s == "mean":
-                parts.append(h.mean(0))
-            elif s == "std":
-                parts.append(h.std(0, unbiased=False))
-            else:
-                raise ValueError(f"unknown pooling statistic {s!r} (use mean, std)")
-        out.append(np.concatenate([p.numpy() for p in parts]))
-    return np.stack(out).astype(np.float32)
+def layer_stats(layers: Sequence[Any], stats: Sequence[str] = STATS) -> np.ndarray:
+    """Pool each (1, T, D) hidden state over time: ``(n_layers, len(stats) * D)`` float32, with
+    :func:`emovox.features.pooling.pool_layers` (the pooling the inference backends use)."""
+    return pool_layers([h[0] for h in layers], stats)
 
 
 def embed_waveform(
@@ -289,9 +308,15 @@ def extract_embeddings(
     hashes: list[str | None] = [None] * n
     durations = np.full(n, np.nan)
     reasons: dict[int, str] = {}
-    encoder = None
     n_cached = 0
     frames = tuple(config.stats) == FRAMES or top_input_blocks(config.stats) is not None
+
+    def embed(y: np.ndarray, chash: str) -> np.ndarray:
+        if config.view:
+            y = apply_view(y, config.view, chash or "", pre.sample_rate)
+        vec = embed_waveform(y, load_encoder(config.encoder), config.stats)
+        return vec if frames else vec.ravel()
+
     with progress_bar(progress) as bar:
         task = bar.add_task(f"whisper:{Path(config.encoder).name}", total=n)
         for i, p in enumerate(paths):
@@ -311,30 +336,15 @@ def extract_embeddings(
                     )
                     n_cached += 1
                     continue
-            try:
-                y = decode(p, pre.sample_rate, pre.max_seconds)
-            except AudioError as exc:
-                reasons[i] = exc.reason
-                continue
-            except Exception as exc:  # noqa: BLE001 - a decoder's failure is the clip's problem
-                reasons[i] = f"decoding failed: {type(exc).__name__}: {exc}"
-                continue
-            hashes[i], durations[i] = content_hash(y), len(y) / pre.sample_rate
-            try:
-                y = preprocess(y, pre, p)
-                if config.view:
-                    y = apply_view(y, config.view, hashes[i] or "", pre.sample_rate)
-                if encoder is None:
-                    encoder = load_encoder(config.encoder)
-                vec = embed_waveform(y, encoder, config.stats)
-                vec = vec if frames else vec.ravel()
-            except AudioError as exc:
-                reasons[i] = exc.reason
-                continue
-            except (FileNotFoundError, ImportError):
-                raise  # no encoder at all: not one clip's problem
-            except Exception as exc:  # noqa: BLE001 - one clip's bug must not end the run
-                reasons[i] = f"embedding failed: {type(exc).__name__}: {exc}"
+            vec, hashes[i], durations[i], error = load_clip(
+                p,
+                pre,
+                embed,
+                step="embedding",
+                passthrough=(FileNotFoundError, ImportError),  # no encoder: not the clip's fault
+            )
+            if error is not None:
+                reasons[i] = error
                 continue
             vecs[i] = vec
             if cache is not None and fh is not None:

@@ -5,14 +5,15 @@ from __future__ import annotations
 import math
 import os
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from emovox.audio import AudioError, Preprocess, content_hash, decode, preprocess
+from emovox.audio import Preprocess
 from emovox.features.cache import CacheEntry, FeatureCache, file_sha1
+from emovox.features.decode_loop import chunked, load_clip, run_chunks
 from emovox.features.utterance import FeatureConfig, feature_names, utterance_vector
 from emovox.progress import progress_bar, resolve_jobs
 
@@ -64,26 +65,15 @@ def extract_one(
     cache when one is given with the file's hash.
     """
     sr = pre.sample_rate
-    try:
-        y = decode(path, sr, pre.max_seconds)
-    except AudioError as exc:
-        return None, None, math.nan, exc.reason
-    except Exception as exc:  # noqa: BLE001 - anything a decoder throws is the clip's problem
-        return None, None, math.nan, f"decoding failed: {type(exc).__name__}: {exc}"
-    chash = content_hash(y)
-    duration = len(y) / sr
-    try:
-        vec = utterance_vector(preprocess(y, pre, path), sr, config)
-    except AudioError as exc:
-        return None, chash, duration, exc.reason
-    except Exception as exc:  # noqa: BLE001 - one clip's bug must not end the run
-        return None, chash, duration, f"feature extraction failed: {type(exc).__name__}: {exc}"
-    if cache is not None and file_hash is not None:
+    vec, chash, duration, error = load_clip(
+        path, pre, lambda y, _h: utterance_vector(y, sr, config), step="feature extraction"
+    )
+    if vec is not None and cache is not None and file_hash is not None:
         try:
             cache.put(file_hash, config, pre, CacheEntry(vec, chash, duration))
         except OSError:
             pass  # a read-only or full cache only costs speed
-    return vec, chash, duration, None
+    return vec, chash, duration, error
 
 
 def _work_chunk(
@@ -91,31 +81,11 @@ def _work_chunk(
     config: FeatureConfig,
     pre: Preprocess,
     cache_root: str | None,
+    worker: bool = False,
 ) -> list[_Out]:
-    _limit_threads()
+    _limit_threads()  # in the caller's process too when it runs the chunks itself
     cache = FeatureCache(cache_root) if cache_root else None
     return [(i, *extract_one(p, config, pre, cache, fh)) for i, p, fh in items]
-
-
-def _chunks(items: list, size: int) -> list[list]:
-    return [items[i : i + size] for i in range(0, len(items), size)]
-
-
-def _run_parallel(
-    chunks: list[list[tuple[int, str, str | None]]],
-    config: FeatureConfig,
-    pre: Preprocess,
-    cache_root: str | None,
-    n_jobs: int,
-) -> Iterator[list[_Out]]:
-    if n_jobs == 1 or len(chunks) <= 1:
-        for ch in chunks:
-            yield _work_chunk(ch, config, pre, cache_root)
-        return
-    from joblib import Parallel, delayed
-
-    par = Parallel(n_jobs=n_jobs, backend="loky", return_as="generator_unordered")
-    yield from par(delayed(_work_chunk)(ch, config, pre, cache_root) for ch in chunks)
 
 
 def extract(
@@ -130,9 +100,10 @@ def extract(
     """Feature vectors for ``paths``; failures are recorded in ``errors``, never raised.
 
     Cache hits are read in this process (after hashing each file's bytes); the rest go to
-    ``n_jobs`` worker processes (-1: all cores) in chunks. Per clip:
-    :func:`emovox.audio.decode` -> :func:`emovox.audio.content_hash` ->
-    :func:`emovox.audio.preprocess` -> :func:`utterance_vector`.
+    ``n_jobs`` worker processes (-1: all cores) in chunks. Per clip
+    (:func:`emovox.features.decode_loop.load_clip`): :func:`emovox.audio.decode` ->
+    :func:`emovox.audio.content_hash` -> :func:`emovox.audio.preprocess` ->
+    :func:`utterance_vector`.
     """
     paths = [os.fspath(p) for p in paths]
     config = config or FeatureConfig()
@@ -171,7 +142,7 @@ def extract(
 
         jobs = min(resolve_jobs(n_jobs), max(1, len(todo)))
         size = chunk_size or max(1, min(64, math.ceil(len(todo) / (jobs * 8))))
-        for outs in _run_parallel(_chunks(todo, size), config, pre, cache_root, jobs):
+        for outs in run_chunks(_work_chunk, chunked(todo, size), jobs, config, pre, cache_root):
             for i, vec, chash, dur, err in outs:
                 vecs[i], hashes[i], durations[i] = vec, chash, dur
                 if err is not None:

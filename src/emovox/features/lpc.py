@@ -11,7 +11,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from emovox.features.spectral import _power
+from emovox.features.spectral import shared_power
 
 
 def levinson(r: np.ndarray, order: int) -> tuple[np.ndarray, np.ndarray]:
@@ -79,7 +79,7 @@ def autocorrelation(
     S: np.ndarray | None = None,
 ) -> np.ndarray:
     """Autocorrelation lags ``0..order`` of each pre-emphasised Hann frame, ``(T, order + 1)``."""
-    P = _power(y, n_fft, hop, S)
+    P = shared_power(y, n_fft, hop, S)
     return P.astype(np.float64) @ _cos_matrix(n_fft, order + 1, float(preemph))
 
 

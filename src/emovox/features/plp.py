@@ -13,7 +13,7 @@ from functools import lru_cache
 import numpy as np
 
 from emovox.features.lpc import levinson, lpc_to_cepstrum
-from emovox.features.spectral import AMIN, _power
+from emovox.features.spectral import AMIN, shared_power
 
 
 def hz_to_bark(f: np.ndarray | float) -> np.ndarray:
@@ -61,7 +61,7 @@ def plp(
     S: np.ndarray | None = None,
 ) -> np.ndarray:
     """PLP cepstra ``(order + 1, T)`` float32: row 0 is the log prediction gain, then ``c_k``."""
-    P = _power(y, n_fft, hop, S).astype(np.float64)
+    P = shared_power(y, n_fft, hop, S).astype(np.float64)
     fb, idft, _ = _plp_tables(sr, n_fft, order)
     aud = np.maximum(P @ fb, AMIN) ** (1.0 / 3.0)  # (T, B) equal-loudness, cube root
     aud[:, 0] = aud[:, 1]  # the edge bands are unreliable: copy their neighbours (rastamat)

@@ -67,7 +67,9 @@ def power_spectrogram(y: np.ndarray, n_fft: int = 400, hop: int = 160) -> np.nda
     return (spec.real**2 + spec.imag**2).astype(np.float32)
 
 
-def _power(y: np.ndarray, n_fft: int, hop: int, S: np.ndarray | None) -> np.ndarray:
+def shared_power(y: np.ndarray, n_fft: int, hop: int, S: np.ndarray | None) -> np.ndarray:
+    """The shared power spectrum: ``S`` when given (checked to be ``(T, 1 + n_fft // 2)``),
+    else :func:`power_spectrogram` of ``y``."""
     if S is None:
         return power_spectrogram(y, n_fft, hop)
     if S.ndim != 2 or S.shape[1] != 1 + n_fft // 2:
@@ -95,7 +97,7 @@ def spectrogram(
     S: np.ndarray | None = None,
 ) -> np.ndarray:
     """Power spectrogram ``(1 + n_fft // 2, T)``; in dB (``10 log10``) when ``log``."""
-    P = _power(y, n_fft, hop, S)
+    P = shared_power(y, n_fft, hop, S)
     out = 10.0 * np.log10(np.maximum(P, AMIN)) if log else P
     return np.ascontiguousarray(out.T, dtype=np.float32)
 
@@ -110,7 +112,7 @@ def log_mel(
     S: np.ndarray | None = None,
 ) -> np.ndarray:
     """Log mel power spectrogram in dB, ``(n_mels, T)`` float32."""
-    P = _power(y, n_fft, hop, S)
+    P = shared_power(y, n_fft, hop, S)
     mel = P @ mel_filterbank(sr, n_fft, n_mels).T
     return np.ascontiguousarray((10.0 * np.log10(np.maximum(mel, AMIN))).T, dtype=np.float32)
 
@@ -166,7 +168,7 @@ def spectral_shape(
     flux (L2 change of the normalised magnitude spectrum), and spectral contrast (dB) in
     octave bands starting at ``CONTRAST_EDGES_HZ`` (the last band runs to Nyquist).
     """
-    P = _power(y, n_fft, hop, S).astype(np.float64)
+    P = shared_power(y, n_fft, hop, S).astype(np.float64)
     T, F = P.shape
     freqs = np.arange(F) * (sr / n_fft)
     M = np.sqrt(P)

@@ -11,8 +11,7 @@ from functools import lru_cache
 import numpy as np
 
 from emovox.features.functionals import DEFAULT_STATS, check_stats, functional_names, functionals
-from emovox.features.lpc import autocorrelation as _autocorrelation
-from emovox.features.lpc import levinson, lpc_to_cepstrum
+from emovox.features.lpc import autocorrelation, levinson, lpc_to_cepstrum
 from emovox.features.plp import plp
 from emovox.features.prosody import PROSODIC_NAMES, prosodic
 from emovox.features.spectral import (
@@ -23,8 +22,31 @@ from emovox.features.spectral import (
     spectral_shape,
 )
 
-#: Bump when feature code changes in a way that changes values (invalidates caches).
+#: Bump for a change in values that :func:`feature_code_version` cannot see (a dependency's
+#: behaviour, say); edits of the feature code itself change the cache key on their own.
 FEATURE_VERSION = 1
+
+#: The modules whose code computes an utterance vector from a file (their source text gives
+#: :func:`feature_code_version`).
+FEATURE_MODULES = (
+    "emovox.audio.decode",
+    "emovox.audio.preprocess",
+    "emovox.features.functionals",
+    "emovox.features.lpc",
+    "emovox.features.plp",
+    "emovox.features.prosody",
+    "emovox.features.spectral",
+    "emovox.features.utterance",
+)
+
+
+@lru_cache(maxsize=1)
+def feature_code_version() -> str:
+    """Hash of the source of :data:`FEATURE_MODULES`: part of :meth:`FeatureConfig.key`."""
+    from emovox.features.code_version import source_version
+
+    return source_version(FEATURE_MODULES)
+
 
 #: Every feature group, in the order they appear in the vector.
 GROUPS: tuple[str, ...] = ("mfcc", "logmel", "lpc", "plp", "prosody", "spectral", "egemaps")
@@ -87,9 +109,16 @@ class FeatureConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def code_version(self) -> str:
+        """Version of the code computing these features (:func:`feature_code_version`)."""
+        return feature_code_version()
+
     def key(self) -> str:
-        """Stable short hash of the settings (and :data:`FEATURE_VERSION`), for caches."""
-        blob = json.dumps({"v": FEATURE_VERSION, **self.to_dict()}, sort_keys=True)
+        """Stable short hash of the settings, :data:`FEATURE_VERSION` and the code version,
+        for caches."""
+        blob = json.dumps(
+            {"v": FEATURE_VERSION, "code": self.code_version(), **self.to_dict()}, sort_keys=True
+        )
         return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
 
@@ -167,7 +196,7 @@ def utterance_vector(
             parts.append(functionals(mel_db, c.logmel_stats, rate))
             continue
         elif g == "lpc":
-            a, _ = levinson(_autocorrelation(y, c.lpc_order, c.n_fft, c.hop, S=S), c.lpc_order)
+            a, _ = levinson(autocorrelation(y, c.lpc_order, c.n_fft, c.hop, S=S), c.lpc_order)
             rows = [a[:, 1:]]
             if c.lpc_cepstra:
                 rows.append(lpc_to_cepstrum(a, c.lpc_order))

@@ -28,7 +28,7 @@ import numpy as np
 from emovox.audio import Preprocess
 from emovox.evaluation.experiment import ExperimentConfig, resolve_labels, scan
 from emovox.evaluation.metrics import score
-from emovox.evaluation.splits import make_split
+from emovox.evaluation.splits import make_split, validation_speakers
 from emovox.features.embeddings import EmbeddingConfig, extract_embeddings, load_encoder
 from emovox.inference.bundle import BundleConfig, write_bundle
 from emovox.io import atomic_write_json, cache_dir, corpora_root
@@ -185,17 +185,10 @@ def build_default_model(
         }
 
     # 4. final head on training speakers; temperature and threshold on validation speakers
-    rng = np.random.default_rng([seed, 3])
     if holdout_speakers is None:
         holdout_speakers = demo_speakers()
-    val_spk: set[str] = set(holdout_speakers) & set(speakers)
-    for c in sorted(set(corp)):
-        uniq = sorted({s for s, cc in zip(speakers, corp, strict=True) if cc == c})
-        if len(uniq) >= 3:
-            n_val = max(1, int(round(val_fraction * len(uniq))))
-            have = len(val_spk & set(uniq))
-            rest = [u for u in rng.permutation(np.array(uniq, dtype=object)) if u not in val_spk]
-            val_spk.update(rest[: max(0, n_val - have)])
+    preset = set(holdout_speakers) & set(speakers)
+    val_spk = validation_speakers(speakers, corp, val_fraction, [seed, 3], preset=preset)
     is_val = np.array([s in val_spk for s in speakers])
     model, order = fit_head(X[~is_val], y[~is_val], present, C, seed)
     head = head_tensors(model, order)

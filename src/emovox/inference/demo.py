@@ -5,7 +5,7 @@ distributed in the project's corpus copy) are credited in ``CREDITS.md`` there; 
 holds their true labels. :func:`export_demo_clips` re-creates the folder from a CREMA-D copy.
 
 The demo predicts each clip, joins the clips with silence into one recording, runs the
-long-recording path (:mod:`emovox.inference.longform`) on it, and writes a report folder:
+long-recording path (:mod:`emovox.inference.timeline`) on it, and writes a report folder:
 ``predictions.json``, ``long.flac``, ``timeline.json``/``.csv``/``.png`` and ``summary.md``.
 """
 

@@ -23,7 +23,13 @@ from typing import Any
 
 import numpy as np
 
-from emovox.models import check_sequences, require_torch
+from emovox.models.sequences import (
+    SequenceHead,
+    batch_bounds,
+    check_sequences,
+    encode_labels,
+)
+from emovox.models.torch_utils import balanced_cross_entropy, require_torch, train_epochs
 
 
 def _torch():
@@ -57,8 +63,21 @@ def _build_net(n_layers: int, dim: int, hidden: int, n_classes: int, dropout: fl
     return AttentiveNet()
 
 
-class AttentiveHead:
+class AttentiveHead(SequenceHead):
     """Learned layer weights + attentive statistics pooling over frozen encoder frames."""
+
+    PARAMS = (
+        "hidden",
+        "epochs",
+        "lr",
+        "weight_decay",
+        "batch_size",
+        "dropout",
+        "frame_dropout",
+        "max_frames",
+        "seed",
+        "threads",
+    )
 
     def __init__(
         self,
@@ -83,30 +102,6 @@ class AttentiveHead:
         self.max_frames = max_frames
         self.seed = seed
         self.threads = threads
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        return {
-            k: getattr(self, k)
-            for k in (
-                "hidden",
-                "epochs",
-                "lr",
-                "weight_decay",
-                "batch_size",
-                "dropout",
-                "frame_dropout",
-                "max_frames",
-                "seed",
-                "threads",
-            )
-        }
-
-    def set_params(self, **params: Any) -> AttentiveHead:
-        for k, v in params.items():
-            if k not in self.get_params():
-                raise ValueError(f"unknown parameter {k!r} for AttentiveHead")
-            setattr(self, k, v)
-        return self
 
     # ------------------------------------------------------------------ data
     @staticmethod
@@ -150,14 +145,10 @@ class AttentiveHead:
 
     # ------------------------------------------------------------------ API
     def fit(self, X: Sequence[np.ndarray], y: Sequence[Any]) -> AttentiveHead:
+        """Train on per-clip frame sequences ``X`` with labels ``y`` (fixed epochs and seed)."""
         torch = _torch()
         seqs = self._check(X)
-        y = np.asarray(y)
-        if len(y) != len(seqs):
-            raise ValueError(f"{len(seqs)} clips but {len(y)} labels")
-        self.classes_, yi = np.unique(y, return_inverse=True)
-        if len(self.classes_) < 2:
-            raise ValueError("need at least two classes to train")
+        self.classes_, yi = encode_labels(y, len(seqs))
         if self.threads:
             torch.set_num_threads(self.threads)
         torch.manual_seed(self.seed)
@@ -177,41 +168,34 @@ class AttentiveHead:
         self.mean_ = mean[None, :, None, :].astype(np.float32)
         self.scale_ = std[None, :, None, :].astype(np.float32)
         net = _build_net(L, D, self.hidden, len(self.classes_), self.dropout)
-        counts = np.bincount(yi, minlength=len(self.classes_))
-        weight = torch.tensor(len(yi) / (len(counts) * np.maximum(counts, 1)), dtype=torch.float32)
-        loss_fn = torch.nn.CrossEntropyLoss(weight=weight)
+        loss_fn = balanced_cross_entropy(yi, len(self.classes_))
         opt = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        steps_per_epoch = int(np.ceil(len(seqs) / self.batch_size))
+        bounds = batch_bounds(len(seqs), self.batch_size)
+        steps_per_epoch = len(bounds)
         sched = torch.optim.lr_scheduler.OneCycleLR(
             opt, max_lr=self.lr, total_steps=max(self.epochs * steps_per_epoch, 1), pct_start=0.1
         )
         lengths = np.array([x.shape[1] for x in seqs])
         yt = torch.from_numpy(yi.astype(np.int64))
-        self.loss_curve_: list[float] = []
-        net.train()
-        for _ in range(self.epochs):
-            # length-bucketed batches (less padding), shuffled order of batches
-            order = np.argsort(lengths + rng.random(len(lengths)) * 8, kind="stable")
-            batches = [
-                order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)
-            ]
-            total = 0.0
-            for b in rng.permutation(len(batches)):
-                idx = batches[b]
-                xb, mb = self._batch(seqs, idx, rng)
-                loss = loss_fn(net(xb, mb), yt[idx])
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                sched.step()
-                total += float(loss.detach()) * len(idx)
-            self.loss_curve_.append(total / len(seqs))
-        net.eval()
+        self.loss_curve_ = train_epochs(
+            net,
+            epochs=self.epochs,
+            lengths=lengths,
+            bounds=bounds,
+            jitter=8,
+            make_batch=lambda idx: self._batch(seqs, idx, rng),
+            targets=yt,
+            loss_fn=loss_fn,
+            opt=opt,
+            sched=sched,
+            rng=rng,
+        )
         self.net_ = net
         self.layer_weights_ = torch.softmax(net.layer_logits.detach(), 0).numpy()
         return self
 
     def predict_proba(self, X: Sequence[np.ndarray]) -> np.ndarray:
+        """Class probabilities ``(n_clips, n_classes)``, columns in ``classes_`` order."""
         torch = _torch()
         if not hasattr(self, "net_"):
             raise RuntimeError("AttentiveHead is not fitted yet: call fit first")
@@ -224,7 +208,3 @@ class AttentiveHead:
                 xb, mb = self._batch(seqs, idx, None)
                 out[idx] = torch.softmax(self.net_(xb, mb), dim=1).double().numpy()
         return out
-
-    def predict(self, X: Sequence[np.ndarray]) -> np.ndarray:
-        proba = self.predict_proba(X)
-        return self.classes_[np.argmax(proba, axis=1)]

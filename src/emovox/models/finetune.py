@@ -34,7 +34,13 @@ from typing import Any
 
 import numpy as np
 
-from emovox.models import check_sequences, require_torch
+from emovox.models.sequences import (
+    SequenceHead,
+    batch_bounds,
+    check_sequences,
+    encode_labels,
+)
+from emovox.models.torch_utils import balanced_cross_entropy, require_torch, train_epochs
 
 _PARAMS = (
     "encoder",
@@ -127,16 +133,7 @@ def _build_net(
     return FinetuneNet()
 
 
-def _batch_bounds(n: int, size: int) -> list[tuple[int, int]]:
-    """``[start, stop)`` of each training batch over ``n`` clips: batches of ``size``, a last
-    batch of one clip joined to the one before (batch normalisation needs two)."""
-    bounds = [(i, min(i + size, n)) for i in range(0, n, size)]
-    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
-        bounds[-2:] = [(bounds[-2][0], n)]
-    return bounds
-
-
-class FinetuneHead:
+class FinetuneHead(SequenceHead):
     """Fine-tunes the top ``blocks`` blocks of a Whisper encoder plus a pooling head.
 
     ``encoder`` is a source :func:`emovox.features.embeddings.load_encoder` reads (``"tiny.en"``, a
@@ -144,6 +141,8 @@ class FinetuneHead:
     its ``--features whisper:...`` names. The encoder itself is never modified: its top
     blocks are copied.
     """
+
+    PARAMS = _PARAMS
 
     def __init__(
         self,
@@ -182,18 +181,6 @@ class FinetuneHead:
         self.warmup = warmup
         self.seed = seed
         self.threads = threads
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in _PARAMS}
-
-    def set_params(self, **params: Any) -> FinetuneHead:
-        for k, v in params.items():
-            if k not in _PARAMS:
-                raise ValueError(
-                    f"unknown parameter {k!r} for FinetuneHead; known: {', '.join(_PARAMS)}"
-                )
-            setattr(self, k, v)
-        return self
 
     # ------------------------------------------------------------------ encoder
     def _encoder(self) -> Any:
@@ -257,16 +244,12 @@ class FinetuneHead:
 
     # ------------------------------------------------------------------ API
     def fit(self, X: Sequence[np.ndarray], y: Sequence[Any]) -> FinetuneHead:
+        """Train on per-clip frame sequences ``X`` with labels ``y`` (fixed epochs and seed)."""
         torch = require_torch("the fine-tuned encoder head")
         seqs = self._check(X)
-        y = np.asarray(y)
-        if len(y) != len(seqs):
-            raise ValueError(f"{len(seqs)} clips but {len(y)} labels")
         if self.pool not in ("stats", "attentive"):
             raise ValueError(f"pool must be 'stats' or 'attentive', got {self.pool!r}")
-        self.classes_, yi = np.unique(y, return_inverse=True)
-        if len(self.classes_) < 2:
-            raise ValueError("need at least two classes to train")
+        self.classes_, yi = encode_labels(y, len(seqs))
         if int(self.batch_size) < 2 and _flag(self.norm):
             raise ValueError(
                 "batch_size must be at least 2 with norm on (batch normalisation needs two "
@@ -293,16 +276,15 @@ class FinetuneHead:
             _flag(self.norm),
             _flag(self.skip),
         )
-        counts = np.bincount(yi, minlength=len(self.classes_))
-        weight = torch.tensor(len(yi) / (len(counts) * np.maximum(counts, 1)), dtype=torch.float32)
-        loss_fn = torch.nn.CrossEntropyLoss(weight=weight)
+        loss_fn = balanced_cross_entropy(yi, len(self.classes_))
         pretrained = [p for m in (net.blocks, net.ln_post) for p in m.parameters()]
         new = [p for n, p in net.named_parameters() if not n.startswith(("blocks.", "ln_post."))]
         opt = torch.optim.AdamW(
             [{"params": pretrained, "lr": self.block_lr}, {"params": new, "lr": self.lr}],
             weight_decay=self.weight_decay,
         )
-        steps_per_epoch = len(_batch_bounds(len(seqs), int(self.batch_size)))
+        bounds = batch_bounds(len(seqs), int(self.batch_size), join_single=True)
+        steps_per_epoch = len(bounds)
         total = max(int(self.epochs) * steps_per_epoch, 1)
         warm = max(int(self.warmup * total), 1)
 
@@ -314,24 +296,19 @@ class FinetuneHead:
         sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
         lengths = np.array([min(x.shape[0], self.max_frames) for x in seqs])
         yt = torch.from_numpy(yi.astype(np.int64))
-        self.loss_curve_: list[float] = []
-        net.train()
-        for _ in range(int(self.epochs)):
-            # length-bucketed batches (less padding), shuffled order of batches
-            order = np.argsort(lengths + rng.random(len(lengths)) * 16, kind="stable")
-            batches = [order[a:b] for a, b in _batch_bounds(len(order), int(self.batch_size))]
-            running = 0.0
-            for b in rng.permutation(len(batches)):
-                idx = batches[b]
-                xb, mb = self._batch([self._crop(seqs[i], rng) for i in idx], rng)
-                loss = loss_fn(net(xb, mb), yt[idx])
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                sched.step()
-                running += float(loss.detach()) * len(idx)
-            self.loss_curve_.append(running / len(seqs))
-        net.eval()
+        self.loss_curve_ = train_epochs(
+            net,
+            epochs=int(self.epochs),
+            lengths=lengths,
+            bounds=bounds,
+            jitter=16,
+            make_batch=lambda idx: self._batch([self._crop(seqs[i], rng) for i in idx], rng),
+            targets=yt,
+            loss_fn=loss_fn,
+            opt=opt,
+            sched=sched,
+            rng=rng,
+        )
         self.net_ = net
         return self
 
@@ -347,6 +324,7 @@ class FinetuneHead:
         return h, torch.ones(h.shape[:2], dtype=torch.bool), x_all
 
     def predict_proba(self, X: Sequence[np.ndarray]) -> np.ndarray:
+        """Class probabilities ``(n_clips, n_classes)``, columns in ``classes_`` order."""
         torch = require_torch("the fine-tuned encoder head")
         if not hasattr(self, "net_"):
             raise RuntimeError("FinetuneHead is not fitted yet: call fit first")
@@ -365,7 +343,3 @@ class FinetuneHead:
                 xb, mb = self._batch([seqs[i] for i in idx], None)
                 out[idx] = torch.softmax(self.net_(xb, mb), dim=1).double().numpy()
         return out
-
-    def predict(self, X: Sequence[np.ndarray]) -> np.ndarray:
-        proba = self.predict_proba(X)
-        return self.classes_[np.argmax(proba, axis=1)]

@@ -8,10 +8,15 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.mixture import GaussianMixture
 from sklearn.utils import check_random_state
-from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
-from emovox.models.rda import BayesClassifierMixin, _check_priors, _log_priors, _validate_data
+from emovox.models.bayes import (
+    BayesClassifierMixin,
+    check_priors,
+    fit_classes,
+    log_priors,
+    validate_data,
+)
 
 __all__ = ["GaussianMixtureClassifier"]
 
@@ -61,11 +66,7 @@ class GaussianMixtureClassifier(BayesClassifierMixin, ClassifierMixin, BaseEstim
         """Fit one mixture per class on that class's samples."""
         if int(self.n_components) < 1:
             raise ValueError(f"n_components must be >= 1, got {self.n_components!r}")
-        X, y = _validate_data(self, X, y, dtype=np.float64, ensure_min_samples=2)
-        check_classification_targets(y)
-        classes, y_idx, counts = np.unique(y, return_inverse=True, return_counts=True)
-        if classes.size < 2:
-            raise ValueError(f"needs at least 2 classes; got {classes.size} class")
+        X, classes, y_idx, counts = fit_classes(self, X, y)
         if counts.min() < 2:
             raise ValueError(
                 f"class {classes[np.argmin(counts)]!r} has a single sample; need at least 2"
@@ -83,13 +84,13 @@ class GaussianMixtureClassifier(BayesClassifierMixin, ClassifierMixin, BaseEstim
             )
             estimators.append(gm.fit(X[y_idx == k]))
         self.classes_ = classes
-        self.priors_ = _check_priors(self.priors, counts)
+        self.priors_ = check_priors(self.priors, counts)
         self.estimators_ = estimators
         self.n_iter_ = max(gm.n_iter_ for gm in estimators)
         return self
 
     def _joint_log_likelihood(self, X: Any) -> np.ndarray:
         check_is_fitted(self)
-        X = _validate_data(self, X, dtype=np.float64, reset=False)
+        X = validate_data(self, X, dtype=np.float64, reset=False)
         jll = np.column_stack([gm.score_samples(X) for gm in self.estimators_])
-        return jll + _log_priors(self.priors_)
+        return jll + log_priors(self.priors_)

@@ -24,74 +24,20 @@ from typing import Any
 
 import numpy as np
 from scipy.linalg import LinAlgError, cholesky, solve_triangular
-from scipy.special import logsumexp
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
-try:  # scikit-learn >= 1.6
-    from sklearn.utils.validation import validate_data as _sk_validate_data
-except ImportError:  # pragma: no cover - older scikit-learn
-    _sk_validate_data = None
+from emovox.models.bayes import (
+    BayesClassifierMixin,
+    check_priors,
+    fit_classes,
+    log_priors,
+    validate_data,
+)
 
 __all__ = ["RDA"]
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
-
-
-def _validate_data(estimator: BaseEstimator, *args: Any, **kwargs: Any) -> Any:
-    """``sklearn.utils.validation.validate_data`` with a fallback for scikit-learn < 1.6."""
-    if _sk_validate_data is not None:
-        return _sk_validate_data(estimator, *args, **kwargs)
-    return estimator._validate_data(*args, **kwargs)  # pragma: no cover
-
-
-def _check_priors(priors: Any, counts: np.ndarray) -> np.ndarray:
-    """Class priors: training frequencies if ``priors`` is None, else ``priors`` normalised."""
-    if priors is None:
-        return counts / counts.sum()
-    out = np.asarray(priors, dtype=np.float64).ravel()
-    if out.shape != counts.shape:
-        raise ValueError(f"priors has {out.size} entries but there are {counts.size} classes")
-    if not np.all(np.isfinite(out)) or np.any(out < 0) or out.sum() <= 0:
-        raise ValueError("priors must be finite, non-negative and not all zero")
-    return out / out.sum()
-
-
-def _log_priors(priors: np.ndarray) -> np.ndarray:
-    with np.errstate(divide="ignore"):
-        return np.log(priors)
-
-
-class BayesClassifierMixin:
-    """predict / predict_proba / decision_function from a ``_joint_log_likelihood``
-    (log p(x | class) + log prior), shared by the generative classifiers."""
-
-    classes_: np.ndarray
-
-    def _joint_log_likelihood(self, X: Any) -> np.ndarray:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def predict_log_proba(self, X: Any) -> np.ndarray:
-        """Log posterior class probabilities, columns in ``classes_`` order."""
-        jll = self._joint_log_likelihood(X)
-        return jll - logsumexp(jll, axis=1, keepdims=True)
-
-    def predict_proba(self, X: Any) -> np.ndarray:
-        """Posterior class probabilities, columns in ``classes_`` order."""
-        return np.exp(self.predict_log_proba(X))
-
-    def decision_function(self, X: Any) -> np.ndarray:
-        """Log posteriors (n_samples, n_classes); with 2 classes, the log-odds of classes_[1]."""
-        log_proba = self.predict_log_proba(X)
-        if self.classes_.size == 2:
-            return log_proba[:, 1] - log_proba[:, 0]
-        return log_proba
-
-    def predict(self, X: Any) -> np.ndarray:
-        """Maximum a posteriori class labels."""
-        jll = self._joint_log_likelihood(X)  # checks fitted before touching classes_
-        return self.classes_[np.argmax(jll, axis=1)]
 
 
 class RDA(BayesClassifierMixin, ClassifierMixin, BaseEstimator):
@@ -141,11 +87,7 @@ class RDA(BayesClassifierMixin, ClassifierMixin, BaseEstimator):
                 raise ValueError(f"{name} must be in [0, 1], got {value!r}")
         if not float(self.reg_param) >= 0.0:
             raise ValueError(f"reg_param must be >= 0, got {self.reg_param!r}")
-        X, y = _validate_data(self, X, y, dtype=np.float64, ensure_min_samples=2)
-        check_classification_targets(y)
-        classes, y_idx, counts = np.unique(y, return_inverse=True, return_counts=True)
-        if classes.size < 2:
-            raise ValueError(f"RDA needs at least 2 classes; got {classes.size} class")
+        X, classes, y_idx, counts = fit_classes(self, X, y)
         n, p = X.shape
         n_classes = classes.size
         alpha, gamma, reg = float(self.alpha), float(self.gamma), float(self.reg_param)
@@ -176,7 +118,7 @@ class RDA(BayesClassifierMixin, ClassifierMixin, BaseEstimator):
             log_det[k] = 2.0 * np.sum(np.log(np.diag(chol)))
 
         self.classes_ = classes
-        self.priors_ = _check_priors(self.priors, counts)
+        self.priors_ = check_priors(self.priors, counts)
         self.means_ = means
         self.cholesky_ = mats
         self.log_det_ = log_det
@@ -185,10 +127,10 @@ class RDA(BayesClassifierMixin, ClassifierMixin, BaseEstimator):
     def _joint_log_likelihood(self, X: Any) -> np.ndarray:
         """``log p(x | k) + log π_k`` for every sample and class."""
         check_is_fitted(self)
-        X = _validate_data(self, X, dtype=np.float64, reset=False)
+        X = validate_data(self, X, dtype=np.float64, reset=False)
         p = X.shape[1]
         out = np.empty((X.shape[0], self.classes_.size))
-        log_prior = _log_priors(self.priors_)
+        log_prior = log_priors(self.priors_)
         for k in range(self.classes_.size):
             z = solve_triangular(
                 self.cholesky_[k], (X - self.means_[k]).T, lower=True, check_finite=False

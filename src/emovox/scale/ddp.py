@@ -6,7 +6,7 @@
 The same configs, folds, reports and checkpoints as ``emovox train``: every rank runs
 :func:`emovox.evaluation.deep_experiment.train_and_evaluate` with :class:`DistributedTrainer` in
 place of
-:class:`emovox.deep.train.Trainer`. What changes:
+:class:`emovox.deep.trainer.Trainer`. What changes:
 
 - **Data.** Each global batch of ``[train] batch_size`` clips (same seeded order as one process)
   is split across the ranks (rank r takes items r, r + W, ...), so every rank trains on its own
@@ -44,7 +44,9 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from emovox.deep.train import Trainer
+import emovox.deep
+import emovox.deep.trainer as trainer_mod
+from emovox.deep.trainer import FitContext, Trainer
 
 #: Files of a run that ``--resume`` needs on every rank.
 _RESUME_FILES = ("fold_result.json", "checkpoint.safetensors", "model.safetensors", "model.json")
@@ -76,18 +78,22 @@ class DistributedTrainer(Trainer):
         self.rank = dist.get_rank()
         self.world = dist.get_world_size()
 
-    def _batches(self, n: int, rng: np.random.Generator) -> list[list[int]]:
-        return shard_batches(super()._batches(n, rng), self.rank, self.world)
+    def batches(self, n: int, rng: np.random.Generator) -> list[list[int]]:
+        """This rank's share (:func:`shard_batches`) of the one-process global batches."""
+        return shard_batches(super().batches(n, rng), self.rank, self.world)
 
-    def _train_forward(self, model: nn.Module) -> nn.Module:
+    def train_forward(self, model: nn.Module) -> nn.Module:
+        """``model`` wrapped in DistributedDataParallel (gradients averaged over the ranks)."""
         from torch.nn.parallel import DistributedDataParallel as DDP
 
         dev = next(model.parameters()).device
         # rebuilt every epoch: fine-tuning configs change which parameters train (freeze_epochs)
         return DDP(model, device_ids=[dev.index] if dev.type == "cuda" else None)
 
-    def _run_epoch(self, model: nn.Module, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        record = super()._run_epoch(model, *args, **kwargs)
+    def run_epoch(self, model: nn.Module, epoch: int, ctx: FitContext) -> dict[str, Any]:
+        """One epoch on every rank, then rank 0's weights, buffers and validation record for
+        all (the training loss is the mean over the ranks)."""
+        record = super().run_epoch(model, epoch, ctx)
         _broadcast_state(model)
         dev = next(model.parameters()).device
         loss = torch.tensor([record["train_loss"]], dtype=torch.float64, device=dev)
@@ -197,9 +203,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(msg, file=sys.stderr, flush=True)
 
         log(f"DDP: {world} rank(s), backend {dist.get_backend()}, device {overrides['device']}")
-        import emovox.deep.train as train_mod
-
-        with mock.patch.object(train_mod, "Trainer", DistributedTrainer):
+        # train_and_evaluate builds its Trainer from emovox.deep(.trainer): this rank's instead
+        with (
+            mock.patch.object(trainer_mod, "Trainer", DistributedTrainer),
+            mock.patch.object(emovox.deep, "Trainer", DistributedTrainer),
+        ):
             m = train_and_evaluate(
                 cfg,
                 scratch or out_dir,

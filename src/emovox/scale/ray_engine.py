@@ -6,24 +6,28 @@
 
 The same run as ``emovox predict --engine ray INPUT... --out DIR``. How it works:
 
-- **Shards.** The input files (found by the same rules as ``emovox predict``) are sorted and cut
-  into shards of ``shard_size`` files. A shard's file name carries a hash of its paths and of the
-  model and settings (``part-00003-1a2b3c4d5e6f.parquet``), so a rerun with the same inputs and
-  model skips every shard whose file exists, and recomputes only shards whose inputs changed.
-- **Actors.** ``workers`` Ray actors each load the model once (``emovox.load``; on a cluster
-  with GPUs ``num_gpus=gpus_per_worker`` each and the torch backend on that GPU) and take
-  batches of ``batch_size`` files: decode, long-recording segmentation and prediction are
-  exactly :class:`emovox.inference.api.Predictor`'s, so the numbers equal a single-process
-  ``Predictor.predict_many``. A batch that fails is retried file by file, each file alone on an
-  actor, so a file that crashes its worker is the only one recorded as an error.
-- **Output.** ``DIR/predictions/part-*.parquet`` (one row per file, ``scope = "file"``; long
-  recordings add one row per speech segment, ``scope = "segment"``), ``DIR/errors/part-*.parquet``
-  (``path``, ``reason``: every file that could not be used, never dropped) and
-  ``DIR/_SUCCESS.json`` (counts). Each Parquet file is written to a temporary name and renamed;
-  a shard's errors file is written before its predictions file, which marks the shard done.
+- **Shards** (:mod:`emovox.scale.shards`). The input files (found by the same rules as
+  ``emovox predict``) are sorted and cut into shards of ``shard_size`` files. A shard's file
+  name carries a hash of its paths and of the model and settings
+  (``part-00003-1a2b3c4d5e6f.parquet``), so a rerun with the same inputs and model skips every
+  shard whose file exists, and recomputes only shards whose inputs changed.
+- **Actors** (:mod:`emovox.scale.workers`). ``workers`` Ray actors each load the model once
+  (``emovox.load``; on a cluster with GPUs ``num_gpus=gpus_per_worker`` each and the torch
+  backend on that GPU) and take batches of ``batch_size`` files: decode, long-recording
+  segmentation and prediction are exactly those of the model ``emovox.load`` returns, so the
+  numbers equal a single-process ``predict_many``. A batch that fails is retried file by file,
+  each file alone on an actor, so a file that crashes its worker is the only one recorded as an
+  error.
+- **Output** (:mod:`emovox.scale.tables`). ``DIR/predictions/part-*.parquet`` (one row per
+  file, ``scope = "file"``; long recordings add one row per speech segment,
+  ``scope = "segment"``), ``DIR/errors/part-*.parquet`` (``path``, ``reason``: every file that
+  could not be used, never dropped) and ``DIR/_SUCCESS.json`` (counts). Each Parquet file is
+  written to a temporary name and renamed; a shard's errors file is written before its
+  predictions file, which marks the shard done.
 
-The driver writes every file, so ``DIR`` only needs to be on the driver's machine; the input
-paths must be readable under the same absolute paths on every node (a shared file system).
+The driver (this module) writes every file, so ``DIR`` only needs to be on the driver's machine;
+the input paths must be readable under the same absolute paths on every node (a shared file
+system).
 """
 
 from __future__ import annotations
@@ -31,29 +35,70 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from emovox.scale.shards import (
+    SHARD_SIZE,
+    Item,
+    Shard,
+    clean_stale,
+    num_rows,
+    plan_shards,
+    write_parquet,
+)
+from emovox.scale.tables import (
+    ERROR_SCHEMA_FIELDS,
+    embeddings_table,
+    errors_table,
+    prediction_rows,
+    predictions_table,
+)
+from emovox.scale.workers import EmbedWorker, PredictWorker
 
-#: Files per shard (one Parquet file each); the unit of restart.
-SHARD_SIZE = 256
+__all__ = [
+    "BATCH_SIZE",
+    "ERROR_SCHEMA_FIELDS",
+    "FORMAT",
+    "IN_FLIGHT",
+    "SHARD_SIZE",
+    "SUCCESS",
+    "EmbedWorker",
+    "Item",
+    "Job",
+    "Log",
+    "PredictWorker",
+    "Shard",
+    "discover",
+    "embed",
+    "embeddings_table",
+    "errors_table",
+    "model_fingerprint",
+    "plan_shards",
+    "predict",
+    "predict_files",
+    "prediction_rows",
+    "predictions_table",
+    "read_errors",
+    "read_predictions",
+    "run_job",
+]
+
 #: Files per actor call; the unit of load balancing.
 BATCH_SIZE = 16
 #: Calls queued per actor, so an actor never waits for the driver.
 IN_FLIGHT = 2
+#: Output format tag, part of every fingerprint and of ``_SUCCESS.json``.
 FORMAT = "emovox-ray/1"
+#: Name of the summary file that marks a finished run.
 SUCCESS = "_SUCCESS.json"
-_PART = re.compile(r"^part-\d{5}-[0-9a-f]{12}\.parquet$")
 
+#: A progress logger: called with one line of text.
 Log = Callable[[str], None]
-Item = tuple[str, str]  # (path as shown in the output, absolute path read by the worker)
 
 
 def _require_ray() -> Any:
@@ -67,274 +112,21 @@ def _require_ray() -> Any:
     return ray
 
 
-# --------------------------------------------------------------------------- shards
-
-
-@dataclass(frozen=True)
-class Shard:
-    """One restartable unit: ``paths`` (sorted) written to ``<name>.parquet``."""
-
-    index: int
-    name: str
-    items: tuple[Item, ...]
-
-
-def plan_shards(
-    paths: Sequence[str | os.PathLike[str]], fingerprint: str, shard_size: int = SHARD_SIZE
-) -> list[Shard]:
-    """Sort and de-duplicate ``paths`` and cut them into shards named by their content.
-
-    The name ``part-<index>-<hash>`` hashes ``fingerprint`` (model and settings) and the shard's
-    paths, so the same inputs always give the same shards and a changed input or model gives
-    a new name (the shard is recomputed)."""
-    if shard_size < 1:
-        raise ValueError(f"shard_size must be at least 1, got {shard_size}")
-    shown = sorted({os.fspath(p) for p in paths})
-    shards = []
-    for i in range(0, len(shown), shard_size):
-        chunk = shown[i : i + shard_size]
-        digest = hashlib.sha1("\n".join([fingerprint, *chunk]).encode()).hexdigest()[:12]
-        items = tuple((p, os.path.abspath(p)) for p in chunk)
-        shards.append(Shard(i // shard_size, f"part-{i // shard_size:05d}-{digest}", items))
-    return shards
-
-
-def _write_parquet(table: Any, path: Path) -> None:
-    """Write ``table`` to a temporary name beside ``path`` and rename it into place."""
-    import pyarrow.parquet as pq
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def _num_rows(path: Path) -> int:
-    import pyarrow.parquet as pq
-
-    return int(pq.ParquetFile(path).metadata.num_rows) if path.exists() else 0
-
-
-def _clean_stale(folder: Path, keep: set[str]) -> int:
-    """Remove shard files of earlier plans (other inputs or model) and orphaned temp files."""
-    removed = 0
-    if not folder.is_dir():
-        return 0
-    for f in folder.iterdir():
-        if (_PART.match(f.name) and f.name not in keep) or (
-            f.name.startswith(".part-") and f.name.endswith(".tmp")
-        ):
-            f.unlink(missing_ok=True)
-            removed += 1
-    return removed
-
-
-ERROR_SCHEMA_FIELDS = (("path", "string"), ("reason", "string"))
-
-
-def errors_table(errors: Sequence[tuple[str, str]]) -> Any:
-    """``(path, reason)`` pairs as an Arrow table."""
-    import pyarrow as pa
-
-    schema = pa.schema([(n, getattr(pa, t)()) for n, t in ERROR_SCHEMA_FIELDS])
-    return pa.Table.from_pylist([{"path": p, "reason": r} for p, r in errors], schema=schema)
-
-
-# --------------------------------------------------------------------------- jobs
-
-
 @dataclass
-class _Job:
-    """What the engine runs: a worker class, its arguments, and how rows become a table."""
+class Job:
+    """What the engine runs: a worker class, its arguments, and how rows become a table.
 
-    kind: str  # output folder: "predictions" or "embeddings"
+    ``kind`` names the output folder (``"predictions"`` or ``"embeddings"``); ``worker`` is a
+    class like :class:`~emovox.scale.workers.PredictWorker` (built with ``**args`` on each
+    actor, ``run(items)`` → ``(rows, errors)``); ``to_table(rows, meta)`` gives a shard's Arrow
+    table; ``num_gpus`` is each actor's share of a GPU when the cluster has GPUs."""
+
+    kind: str
     worker: type
     args: dict[str, Any]
     fingerprint: str
     to_table: Callable[[list[dict[str, Any]], dict[str, Any]], Any]
     num_gpus: float = 0.0
-
-
-@contextmanager
-def _cache_lock() -> Iterator[None]:
-    """Serialise model loading between actors on one node (the ONNX export is cached once)."""
-    from emovox.io import cache_dir
-
-    folder = cache_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not POSIX
-        yield
-        return
-    with open(folder / ".ray-load.lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def _one_thread() -> None:
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    try:
-        import torch
-
-        torch.set_num_threads(1)
-    except ImportError:  # pragma: no cover - numpy backend without torch
-        pass
-    try:
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(limits=1, user_api="blas")
-    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
-        pass
-
-
-class _CudaEncoder:
-    """The torch backend's pooled encoder, moved to this actor's GPU."""
-
-    def __init__(self, module: Any) -> None:
-        self.module = module.cuda()
-
-    def pooled(self, mel: np.ndarray) -> np.ndarray:
-        import torch
-
-        with torch.inference_mode():
-            x = torch.from_numpy(mel)[None].cuda()
-            return self.module(x)[0].float().cpu().numpy()
-
-
-def prediction_rows(p: Any, shown: str, labels: Sequence[str]) -> list[dict[str, Any]]:
-    """Rows for one successful :class:`emovox.inference.api.Prediction`: a ``file`` row, plus one
-    ``segment`` row per speech segment of a long recording."""
-    dur = float(p.duration or 0.0)
-
-    def row(scope: str, seg: int | None, start: float, end: float, d: dict[str, Any]) -> dict:
-        r: dict[str, Any] = {
-            "path": shown, "scope": scope, "segment": seg, "start": float(start),
-            "end": float(end), "duration": dur, "label": d["label"],
-        }  # fmt: skip
-        r.update({f"p_{lab}": float(d["probabilities"][lab]) for lab in labels})
-        r["uncertain"] = bool(d["uncertain"])
-        return r
-
-    head = {"label": p.label, "probabilities": p.probabilities, "uncertain": p.uncertain}
-    rows = [row("file", None, 0.0, dur, head)]
-    for i, s in enumerate(p.segments or []):
-        rows.append(row("segment", i, s["start"], s["end"], s))
-    return rows
-
-
-class _PredictWorker:
-    """One model per actor: ``run(items)`` → ``(rows, errors)`` for a batch of files."""
-
-    def __init__(
-        self, model: str | None, backend: str, vad: str, long_seconds: float, gpu: bool
-    ) -> None:
-        _one_thread()
-        from emovox.inference import api
-
-        with _cache_lock():
-            self.pred = api.load(model, backend=backend, long_seconds=long_seconds, vad=vad)
-        if gpu:
-            import torch
-
-            rec = self.pred.recognizer
-            if torch.cuda.is_available() and getattr(rec, "backend", "") == "torch":
-                rec._enc = _CudaEncoder(rec._enc.module)  # type: ignore[attr-defined]
-        self.labels = self.pred.labels
-
-    def cpu_seconds(self) -> float:
-        """CPU time this actor's process has used (model loading included)."""
-        return time.process_time()
-
-    def run(self, items: list[Item]) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
-        real = [r for _, r in items]
-        try:
-            preds = self.pred.predict_many(real, on_error="record")
-        except Exception:  # noqa: BLE001 - isolate the file that broke the batch
-            preds = []
-            for r in real:
-                try:
-                    preds.extend(self.pred.predict_many([r], on_error="record"))
-                except Exception as exc:  # noqa: BLE001 - one file's problem, recorded
-                    preds.append(_failed(r, f"{type(exc).__name__}: {exc}"))
-        rows: list[dict[str, Any]] = []
-        errors: list[tuple[str, str]] = []
-        for (shown, _), p in zip(items, preds, strict=True):
-            if p.ok:
-                rows.extend(prediction_rows(p, shown, self.labels))
-            else:
-                errors.append((shown, p.error or "unknown error"))
-        return rows, errors
-
-
-def _failed(path: str, reason: str) -> Any:
-    from emovox.inference.api import Prediction
-
-    return Prediction(None, {}, False, path=path, error=reason)
-
-
-def predictions_table(rows: list[dict[str, Any]], meta: dict[str, Any]) -> Any:
-    """Prediction rows as an Arrow table with a fixed schema (also for an empty shard)."""
-    import pyarrow as pa
-
-    labels = meta["labels"]
-    schema = pa.schema(
-        [("path", pa.string()), ("scope", pa.string()), ("segment", pa.int32()),
-         ("start", pa.float64()), ("end", pa.float64()), ("duration", pa.float64()),
-         ("label", pa.string())]
-        + [(f"p_{lab}", pa.float64()) for lab in labels]
-        + [("uncertain", pa.bool_())],
-        metadata={"emovox": json.dumps(meta)},
-    )  # fmt: skip
-    return pa.Table.from_pylist(rows, schema=schema)
-
-
-class _EmbedWorker:
-    """One encoder per actor: ``run(items)`` → ``(rows, errors)`` of pooled embeddings."""
-
-    def __init__(self, encoder: str) -> None:
-        _one_thread()
-        from emovox.features.embeddings import EmbeddingConfig
-
-        self.config = EmbeddingConfig(encoder)
-
-    def cpu_seconds(self) -> float:
-        """CPU time this actor's process has used."""
-        return time.process_time()
-
-    def run(self, items: list[Item]) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
-        from emovox.features.embeddings import extract_embeddings
-
-        res = extract_embeddings([r for _, r in items], self.config, progress=False, threads=1)
-        shown = {r: s for s, r in items}
-        rows, k = [], 0
-        for i, (s, _) in enumerate(items):
-            if res.ok[i]:
-                rows.append(
-                    {"path": s, "content_hash": res.hashes[i], "duration": float(res.durations[i]),
-                     "embedding": res.X[k].astype(np.float32).tolist()}
-                )  # fmt: skip
-                k += 1
-        return rows, [(shown.get(p, p), reason) for p, reason in res.errors]
-
-
-def embeddings_table(rows: list[dict[str, Any]], meta: dict[str, Any]) -> Any:
-    """Embedding rows as an Arrow table: path, content_hash, duration, embedding (float32)."""
-    import pyarrow as pa
-
-    schema = pa.schema(
-        [("path", pa.string()), ("content_hash", pa.string()), ("duration", pa.float64()),
-         ("embedding", pa.list_(pa.float32()))],
-        metadata={"emovox": json.dumps(meta)},
-    )  # fmt: skip
-    return pa.Table.from_pylist(rows, schema=schema)
 
 
 # --------------------------------------------------------------------------- ray
@@ -361,8 +153,8 @@ def _init_ray(address: str | None, workers: int | None) -> bool:
     return True
 
 
-def _run(
-    job: _Job,
+def run_job(
+    job: Job,
     shards: list[Shard],
     out_dir: Path,
     meta: dict[str, Any],
@@ -371,7 +163,9 @@ def _run(
     batch_size: int,
     log: Log,
 ) -> dict[str, Any]:
-    """Run ``job`` over the shards not yet written, then write ``_SUCCESS.json``."""
+    """Run ``job`` over the shards not yet written to ``out_dir``, then write
+    ``_SUCCESS.json``; returns that summary. Starts local Ray (or connects to ``address``) only
+    when a shard is left to do, and shuts down a Ray it started."""
     from emovox.io import atomic_write_json
 
     t0 = time.perf_counter()
@@ -379,7 +173,7 @@ def _run(
     (out_dir / SUCCESS).unlink(missing_ok=True)
     rows_dir, err_dir = out_dir / job.kind, out_dir / "errors"
     keep = {f"{s.name}.parquet" for s in shards}
-    stale = _clean_stale(rows_dir, keep) + _clean_stale(err_dir, keep)
+    stale = clean_stale(rows_dir, keep) + clean_stale(err_dir, keep)
     todo = [s for s in shards if not (rows_dir / f"{s.name}.parquet").exists()]
     n_skipped = len(shards) - len(todo)
     if n_skipped:
@@ -400,8 +194,8 @@ def _run(
         "format": FORMAT,
         "kind": job.kind,
         "files": sum(len(s.items) for s in shards),
-        "rows": sum(_num_rows(rows_dir / f"{s.name}.parquet") for s in shards),
-        "errors": sum(_num_rows(err_dir / f"{s.name}.parquet") for s in shards),
+        "rows": sum(num_rows(rows_dir / f"{s.name}.parquet") for s in shards),
+        "errors": sum(num_rows(err_dir / f"{s.name}.parquet") for s in shards),
         "shards": len(shards),
         "shards_written": len(todo),
         "shards_skipped": n_skipped,
@@ -420,7 +214,7 @@ def _run(
 
 def _drive(
     ray: Any,
-    job: _Job,
+    job: Job,
     shards: list[Shard],
     rows_dir: Path,
     err_dir: Path,
@@ -508,8 +302,8 @@ def _drive(
             rows = [r for part in done for r in part[0]]
             errs = [e for part in done for e in part[1]]
             shard = shards[si]
-            _write_parquet(errors_table(errs), err_dir / f"{shard.name}.parquet")
-            _write_parquet(job.to_table(rows, meta), rows_dir / f"{shard.name}.parquet")
+            write_parquet(errors_table(errs), err_dir / f"{shard.name}.parquet")
+            write_parquet(job.to_table(rows, meta), rows_dir / f"{shard.name}.parquet")
             done_files += len(shard.items)
             written += 1
             rate = done_files / max(time.perf_counter() - t0, 1e-9)
@@ -581,9 +375,9 @@ def predict_files(
     ).hexdigest()[:16]
     meta = {"labels": list(cfg.labels), "model": model_s or "default", "fingerprint": fp,
             "threshold": cfg.threshold} | settings  # fmt: skip
-    job = _Job(
+    job = Job(
         "predictions",
-        _PredictWorker,
+        PredictWorker,
         {"model": model_s, "backend": backend, "vad": vad, "long_seconds": long_seconds,
          "gpu": False},
         fp,
@@ -591,7 +385,7 @@ def predict_files(
         num_gpus=gpus_per_worker if backend in ("auto", "torch") else 0.0,
     )  # fmt: skip
     shards = plan_shards(files, fp, shard_size)
-    return _run(job, shards, Path(out_dir), meta, workers, address, batch_size, log or _quiet)
+    return run_job(job, shards, Path(out_dir), meta, workers, address, batch_size, log or _quiet)
 
 
 def predict(
@@ -614,8 +408,7 @@ def embed(
     log: Log | None = None,
 ) -> dict[str, Any]:
     """Frozen-encoder embeddings (:func:`emovox.features.embeddings.extract_embeddings`: every
-    layer's
-    mean and std over time) of ``paths`` as ``out_dir/embeddings/part-*.parquet`` with
+    layer's mean and std over time) of ``paths`` as ``out_dir/embeddings/part-*.parquet`` with
     ``path``, ``content_hash``, ``duration``, ``embedding``; failures in ``out_dir/errors/``."""
     from emovox.features.embeddings import EmbeddingConfig
 
@@ -623,9 +416,9 @@ def embed(
     fp = hashlib.sha1(json.dumps([FORMAT, config.key()]).encode()).hexdigest()[:16]
     meta = {"encoder": encoder, "stats": list(config.stats), "fingerprint": fp,
             "layout": "per layer (0 = stem), per stat, units: L<layer>_<stat>_<unit>"}  # fmt: skip
-    job = _Job("embeddings", _EmbedWorker, {"encoder": encoder}, fp, embeddings_table)
+    job = Job("embeddings", EmbedWorker, {"encoder": encoder}, fp, embeddings_table)
     shards = plan_shards(paths, fp, shard_size)
-    return _run(job, shards, Path(out_dir), meta, workers, address, batch_size, log or _quiet)
+    return run_job(job, shards, Path(out_dir), meta, workers, address, batch_size, log or _quiet)
 
 
 def _quiet(_msg: str) -> None:

@@ -37,8 +37,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from emovox import __version__
 from emovox.audio import SAMPLE_RATE, AudioError
-from emovox.inference.api import Predictor
-from emovox.inference.longform import LONG_SECONDS, RecognizerLike
+from emovox.audio.segment import LONG_SECONDS
+from emovox.inference.recognizer import Recognizer
+from emovox.inference.timeline import RecognizerLike
 from emovox.service.inputs import ServiceError, Upload, open_audio, read_upload
 
 log = logging.getLogger("emovox.service")
@@ -146,10 +147,10 @@ class Service:
         self.workers = int(workers)
         self.max_pending = int(max_pending)
         self.read_timeout = float(read_timeout)
-        # a Predictor keeps a stateful speech detector: one per thread, the model is shared
-        self._pool: queue.Queue[Predictor] = queue.Queue()
+        # a Recognizer keeps a stateful speech detector: one per thread, the model is shared
+        self._pool: queue.Queue[Recognizer] = queue.Queue()
         for _ in range(self.workers):
-            self._pool.put(Predictor(recognizer, long_seconds=long_seconds, vad=vad))
+            self._pool.put(Recognizer(recognizer, long_seconds=long_seconds, vad=vad))
         self._limiter: anyio.CapacityLimiter | None = None
         self.pending = 0  # requests being read, waiting or running (event-loop thread only)
         self.served = 0
@@ -292,7 +293,7 @@ def create_app(
     ``recognizer`` replaces loading a model (tests).
     """
     if recognizer is None:
-        from emovox.inference.bundle import load_bundle
+        from emovox.inference.engine import load_bundle
 
         recognizer = load_bundle(
             Path(model_path) if model_path is not None else None, backend=backend

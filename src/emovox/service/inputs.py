@@ -18,7 +18,7 @@ import numpy as np
 import soundfile as sf
 
 from emovox.audio import SAMPLE_RATE
-from emovox.inference.longform import clean_reason
+from emovox.audio.stream import clean_reason
 
 #: Room allowed for the multipart envelope (boundaries, part headers, small form fields).
 MULTIPART_OVERHEAD = 64 * 1024

@@ -5,9 +5,11 @@
 >>> manifest = corpora.scan(["../shared/corpora"], ["ravdess", "tess"])
 >>> corpora.load_corpus("savee", "../shared/corpora/savee")
 
-One module per corpus (``ravdess``, ``tess``, ``savee``, ``crema_d``, ``emodb``), each with
+One module per corpus (``ravdess``, ``tess``, ``savee``, ``crema_d``, ``emodb``,
+``spanish_acted``, ``korean_emotiontts``, ``indian_emospeech``), each with
 ``load(root) -> Manifest``; ``generic`` reads users' own folder-per-emotion trees and CSV
-manifests (corpus name ``custom``). Every audio file a loader sees becomes a clip or a problem.
+manifests (corpus name ``custom``). Every audio file a loader sees becomes a clip or a problem;
+nothing that is not a regular file (a named pipe, a device, a broken link) is ever opened.
 """
 
 from __future__ import annotations
@@ -18,7 +20,17 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
 
-from emovox.data.corpora import crema_d, emodb, generic, ravdess, savee, tess
+from emovox.data.corpora import (
+    crema_d,
+    emodb,
+    generic,
+    indian_emospeech,
+    korean_emotiontts,
+    ravdess,
+    savee,
+    spanish_acted,
+    tess,
+)
 from emovox.data.corpora.common import AUDIO_EXTENSIONS, is_audio, iter_audio_files, probe, walk
 from emovox.data.manifest import Clip, Manifest, Problem
 
@@ -40,6 +52,9 @@ _KNOWN: dict[str, ModuleType] = {
     "savee": savee,
     "crema_d": crema_d,
     "emodb": emodb,
+    "spanish_acted": spanish_acted,
+    "korean_emotiontts": korean_emotiontts,
+    "indian_emospeech": indian_emospeech,
 }
 
 #: Corpus name -> ``load(root) -> Manifest``.
@@ -81,7 +96,7 @@ def _detect(root: str | Path) -> tuple[list[tuple[str, Path]], list[Path]]:
     scan_root = Path(os.path.abspath(root))
     if not scan_root.exists():
         raise FileNotFoundError(f"{root} does not exist")
-    if scan_root.is_file():
+    if not scan_root.is_dir():  # a file (or a named pipe, never opened: see probe)
         if generic.is_manifest_csv(scan_root):
             return [(generic.NAME, scan_root)], []
         return [], [scan_root] if is_audio(scan_root) else []
@@ -102,7 +117,8 @@ def _detect(root: str | Path) -> tuple[list[tuple[str, Path]], list[Path]]:
         for name, mod in _KNOWN.items():
             if mod.looks_like(folder, stems):
                 matched = True
-                found.add((name, folder if folder == scan_root else mod.root_for(folder)))
+                root = mod.root_for(folder)  # never above the folder the user asked for
+                found.add((name, root if _under(str(root), str(scan_root)) else scan_root))
         if not matched and folder != scan_root and generic.emotion_of(folder.name):
             emotion_dirs.append(folder)
     # Users' folder-per-emotion trees: ROOT/EMOTION/* (root = parent of the emotion folders), or
@@ -135,7 +151,9 @@ def detect(root: str | Path) -> list[tuple[str, Path]]:
     ROOT may be a corpus folder itself, a folder holding several corpora, or a folder deeper
     inside one. Recognised by layout and naming: RAVDESS ``Actor_NN/03-01-...``, TESS
     ``OAF_*``/``YAF_*`` folders, SAVEE ``AudioData/{DC,JE,JK,KL}`` or flat ``DC_a01``, CREMA-D
-    ``AudioWAV/1001_DFA_ANG_XX``, EmoDB ``wav/03a01Fa``; ``custom`` for folder-per-emotion trees
+    ``AudioWAV/1001_DFA_ANG_XX``, EmoDB ``wav/03a01Fa``, Spanish acted ``data/3/Alegria_1``,
+    Korean emotional TTS ``<set>/ema/wav/ema00101``, Indian EmoSpeech
+    ``<location>/help-safe-calm-<time>-<hash>``; ``custom`` for folder-per-emotion trees
     and CSV files with ``path`` and ``emotion`` columns (the root is then the CSV file).
     """
     return _detect(root)[0]

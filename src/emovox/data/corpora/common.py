@@ -8,7 +8,13 @@ from typing import Any
 
 import soundfile as sf
 
-from emovox.audio.files import AUDIO_EXTENSIONS, is_audio, iter_audio_files, walk
+from emovox.audio.files import (
+    AUDIO_EXTENSIONS,
+    is_audio,
+    iter_audio_files,
+    regular_file_problem,
+    walk,
+)
 from emovox.data.manifest import Clip, Manifest, Problem
 
 __all__ = [
@@ -20,8 +26,10 @@ __all__ = [
     "iter_audio_files",
     "make_clip",
     "probe",
+    "regular_file_problem",
     "walk",
 ]
+
 
 class UnreadableAudio(Exception):
     """The file's audio header cannot be read."""
@@ -30,9 +38,14 @@ class UnreadableAudio(Exception):
 def probe(path: str | Path) -> tuple[float, int]:
     """``(duration in seconds, sample rate)`` read from the header only (fast: no decoding).
 
-    Raises :class:`UnreadableAudio` when libsndfile cannot open the file or it holds no frames.
-    The container is sniffed from the content, so AIFF data named ``.wav`` still probes.
+    Raises :class:`UnreadableAudio` when PATH is not a regular file (a named pipe would block
+    the open forever; see :func:`regular_file_problem`), when libsndfile cannot open it or it
+    holds no frames. The container is sniffed from the content, so AIFF data named ``.wav``
+    still probes.
     """
+    problem = regular_file_problem(path)
+    if problem:
+        raise UnreadableAudio(problem)
     try:
         with sf.SoundFile(str(path)) as f:
             frames, sr = f.frames, f.samplerate
@@ -44,7 +57,8 @@ def probe(path: str | Path) -> tuple[float, int]:
 
 
 def make_clip(path: Path, corpus: str, **fields: Any) -> Clip | Problem:
-    """Probe PATH and build its :class:`Clip`, or a :class:`Problem` if the header is unreadable."""
+    """Probe PATH and build its :class:`Clip`, or a :class:`Problem` if it is not a regular file
+    or its header is unreadable."""
     try:
         duration, sr = probe(path)
     except UnreadableAudio as exc:

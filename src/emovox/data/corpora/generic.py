@@ -24,7 +24,7 @@ import csv
 import os
 from pathlib import Path, PurePath
 
-from emovox.data.corpora.common import finish, iter_audio_files, make_clip
+from emovox.data.corpora.common import finish, iter_audio_files, make_clip, regular_file_problem
 from emovox.data.labels import LabelError, normalize_emotion
 from emovox.data.manifest import Clip, Manifest, Problem
 
@@ -111,8 +111,11 @@ def _scoped(corpus: str, value: str) -> str:
 
 
 def load_csv(csv_path: Path) -> Manifest:
-    """A CSV manifest (see the module docs); raises ValueError if required columns are missing."""
+    """A CSV manifest (see the module docs); raises ValueError if it is not a regular file or
+    required columns are missing."""
     csv_path = Path(os.path.abspath(csv_path))
+    if problem := regular_file_problem(csv_path):
+        raise ValueError(f"{csv_path}: {problem}")
     columns, dialect = _header(csv_path)
     missing = [c for c in REQUIRED_COLUMNS if c not in columns]
     if missing:
@@ -137,8 +140,8 @@ def load_csv(csv_path: Path) -> Manifest:
                 continue
             given = Path(raw).expanduser()
             path = Path(os.path.abspath(given if given.is_absolute() else base / given))
-            if not path.is_file():
-                items.append(Problem(str(path), f"file not found ({where})", corpus))
+            if problem := regular_file_problem(path):
+                items.append(Problem(str(path), f"{problem} ({where})", corpus))
                 continue
             label = row.get("emotion", "")
             emotion = emotion_of(label) if label else None
@@ -166,6 +169,6 @@ def load_csv(csv_path: Path) -> Manifest:
 def load(root: Path) -> Manifest:
     """A CSV manifest when ROOT is a ``.csv`` file, else a folder-per-emotion tree."""
     root = Path(root)
-    if root.is_file() and root.suffix.lower() == ".csv":
+    if root.suffix.lower() == ".csv" and not root.is_dir():
         return load_csv(root)
     return load_folder(root)

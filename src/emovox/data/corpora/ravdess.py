@@ -1,7 +1,8 @@
 """RAVDESS: ``Actor_NN/MM-VV-EE-II-SS-RR-AA.ext`` (Livingstone & Russo 2018).
 
 Only modality 03 (audio-only) with vocal channel 01 (speech) is speech audio; song (channel 02)
-and the video files (modality 01/02) are reported as problems, never silently skipped.
+and the video files (modality 01/02) are reported as problems, never silently skipped. A file
+whose actor disagrees with its ``Actor_NN`` folder is a problem too (which one is right is unknown).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ NAME = "ravdess"
 PATTERN = "RAVDESS pattern MM-VV-EE-II-SS-RR-AA"
 
 _STEM = re.compile(r"^(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)$")
-_ACTOR_DIR = re.compile(r"^actor_\d+$", re.IGNORECASE)
+_ACTOR_DIR = re.compile(r"^actor_(\d+)$", re.IGNORECASE)
 
 EMOTIONS: dict[str, str] = {
     "01": "neutral",
@@ -68,6 +69,10 @@ def parse(path: Path) -> Clip | Problem:
     bad = [what for ok, what in checks if not ok]
     if bad:
         return Problem(str(path), "invalid RAVDESS " + ", ".join(bad), NAME)
+    folder = _ACTOR_DIR.match(path.parent.name)
+    if folder and int(folder.group(1)) != int(actor):
+        reason = f"RAVDESS file of actor {actor} inside folder {path.parent.name}"
+        return Problem(str(path), reason, NAME)
     return make_clip(
         path,
         NAME,

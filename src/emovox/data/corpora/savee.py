@@ -2,7 +2,8 @@
 
 Four male speakers (DC, JE, JK, KL); emotion prefixes ``a d f h n sa su``. Sentence numbers
 restart for every emotion, so the text id is emotion letter(s) + number (``savee:sa03``).
-``Info.txt`` and other non-audio files are not clips.
+``Info.txt`` and other non-audio files are not clips. A flat ``JE_a01`` file inside another
+speaker's folder (``DC/``) is a problem: folder and name disagree.
 """
 
 from __future__ import annotations
@@ -48,6 +49,10 @@ def parse(path: Path) -> Clip | Problem:
     """One SAVEE file (either layout) as a clip (probed), or the problem with its name."""
     if m := _FLAT.match(path.stem):
         speaker, code, number = m.group(1).upper(), m.group(2).lower(), m.group(3)
+        folder = path.parent.name.upper()
+        if folder in SPEAKERS and folder != speaker:
+            reason = f"SAVEE file of speaker {speaker} inside folder {path.parent.name}"
+            return Problem(str(path), reason, NAME)
     elif (m := _NESTED.match(path.stem)) and path.parent.name.upper() in SPEAKERS:
         speaker, code, number = path.parent.name.upper(), m.group(1).lower(), m.group(2)
     else:

@@ -1,4 +1,4 @@
-"""The ready-to-use Python API: ``emovox.load()`` → :class:`Predictor` → :class:`Prediction`.
+"""The ready-to-use Python API: ``emovox.load()`` → :class:`Recognizer` → :class:`Prediction`.
 
 >>> import emovox                                         # doctest: +SKIP
 >>> model = emovox.load()                                 # the packaged default model
@@ -9,38 +9,37 @@
 >>> model.predict_many(["a.wav", "b.flac"], on_error="record")   # one bad file spoils nothing
 
 Inputs longer than ``long_seconds`` (20 s by default) are split into speech segments
-(:mod:`emovox.inference.longform`); their :class:`Prediction` has ``segments`` (a timeline) and the
-overall
-label is the duration-weighted mean of the segments' probabilities.
+(:mod:`emovox.inference.timeline`); their :class:`Prediction` has ``segments`` (a timeline) and
+the overall label is the duration-weighted mean of the segments' probabilities.
+
+``Predictor``, this class's former name, still works with a :class:`DeprecationWarning`.
 """
 
 from __future__ import annotations
 
-import io
 import os
-import tempfile
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
-from emovox.audio import SAMPLE_RATE, AudioError, Preprocess, decode
-from emovox.inference.longform import (
-    LONG_SECONDS,
-    VAD,
-    RecognizerLike,
-    SegmenterConfig,
-    Timeline,
-    analyze_chunks,
-    clean_reason,
-    iter_array,
-    iter_blocks,
-    make_vad,
-    probe_seconds,
+from emovox.audio.decode import (
+    SAMPLE_RATE,
+    AudioError,
+    bytes_source,
+    decode,
+    describe_input,
+    resample,
+    to_mono_float,
 )
+from emovox.audio.preprocess import Preprocess
+from emovox.audio.segment import LONG_SECONDS, SegmenterConfig
+from emovox.audio.stream import clean_reason, iter_array, iter_blocks, probe_seconds
+from emovox.audio.vad import VAD, make_vad
+from emovox.inference.timeline import RecognizerLike, Timeline, analyze_chunks
 
 Input = str | os.PathLike | bytes | bytearray | np.ndarray
 
@@ -92,120 +91,67 @@ class _Long:
     name: str
 
 
-def _describe(x: object, index: int | None) -> str:
-    where = "" if index is None else f"input {index}: "
-    if isinstance(x, (str, os.PathLike)):
-        return os.fspath(x)
-    if isinstance(x, (bytes, bytearray)):
-        return f"<{where}{len(x)} bytes>"
-    if isinstance(x, np.ndarray):
-        return f"<{where}array {x.shape} {x.dtype}>"
-    return f"<{where}{type(x).__name__}>"
+class Recognizer:
+    """The loaded model (what ``emovox.load()`` returns): a model engine plus everything around
+    it: decoding, checks, batching, long recordings.
 
-
-def to_mono_float(x: np.ndarray, name: str = "<array>") -> np.ndarray:
-    """A 1-D float32 waveform from an array: integer PCM scaled to [-1, 1]; 2-D arrays are
-    ``(frames, channels)`` as soundfile gives, or ``(channels, frames)`` when the first axis is
-    short (<= 8) and the second long; channels are averaged."""
-    a = np.asarray(x)
-    if a.dtype.kind == "i":
-        a = a.astype(np.float32) / float(np.iinfo(a.dtype).max + 1)
-    elif a.dtype.kind == "u":
-        info = np.iinfo(a.dtype)
-        a = (a.astype(np.float32) - (info.max + 1) / 2) / ((info.max + 1) / 2)
-    elif a.dtype.kind != "f":
-        raise AudioError(name, f"not a waveform: array of dtype {a.dtype}")
-    if a.ndim == 2:
-        if a.shape[0] <= 8 < a.shape[1]:
-            a = a.T
-        a = a.mean(axis=1)
-    elif a.ndim != 1:
-        raise AudioError(name, f"not a waveform: array of shape {a.shape} (need 1-D or 2-D)")
-    a = np.ascontiguousarray(a, dtype=np.float32)
-    if a.size == 0:
-        raise AudioError(name, "empty input (no samples)")
-    if not np.all(np.isfinite(a)):
-        raise AudioError(name, "audio contains NaN or infinite samples")
-    return a
-
-
-def _resample(y: np.ndarray, sr: int, name: str) -> np.ndarray:
-    import soxr
-
-    if sr <= 0:
-        raise AudioError(name, f"invalid sample rate {sr}")
-    if sr == SAMPLE_RATE:
-        return y
-    return soxr.resample(y, sr, SAMPLE_RATE, quality="HQ").astype(np.float32)
-
-
-@contextmanager
-def _bytes_source(data: bytes, name: str) -> Iterator[object]:
-    """Something soundfile opens for in-memory audio: the bytes themselves (read through
-    io.BytesIO), else a temporary file (some decoders need a real file), always deleted."""
-    import soundfile as sf
-
-    if not data:
-        raise AudioError(name, "empty input (0 bytes)")
-    try:
-        with sf.SoundFile(io.BytesIO(data)):
-            pass
-        yield bytes(data)
-        return
-    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-        first = exc
-    fd, tmp = tempfile.mkstemp(prefix="emovox-", suffix=".audio")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        try:
-            with sf.SoundFile(tmp):
-                pass
-        except (sf.LibsndfileError, RuntimeError, TypeError, ValueError):
-            reason = clean_reason(str(first))
-            raise AudioError(name, f"not decodable audio ({reason})") from first
-        yield tmp
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-
-
-class Predictor:
-    """A recognizer plus everything around it: decoding, checks, batching, long recordings.
-
-    ``recognizer`` is anything with ``labels``, ``threshold`` and ``predict_proba(wavs)``
-    (:class:`emovox.inference.bundle.Recognizer`); ``vad`` is ``"auto"``, ``"silero"`` or
-    ``"energy"``.
+    ``engine`` is anything with ``labels``, ``threshold`` and ``predict_proba(wavs)`` (a loaded
+    bundle, :class:`emovox.inference.engine.EncoderHead`); ``vad`` is ``"auto"``, ``"silero"``
+    or ``"energy"``.
     """
 
     def __init__(
         self,
-        recognizer: RecognizerLike,
+        engine: RecognizerLike,
         *,
         long_seconds: float = LONG_SECONDS,
         vad: str = "auto",
         segmenter: SegmenterConfig | None = None,
         batch_size: int = 16,
     ) -> None:
-        self.recognizer = recognizer
+        self.engine = engine
         self.long_seconds = long_seconds
         self.vad_kind = vad
         self.segmenter = segmenter or SegmenterConfig()
         self.batch_size = max(1, batch_size)
-        pre = getattr(recognizer, "preprocess_cfg", None)
+        pre = getattr(engine, "preprocess_cfg", None)
         self._pre: Preprocess = pre if isinstance(pre, Preprocess) else Preprocess()
         self._vad: VAD | None = None
 
     @property
+    def recognizer(self) -> RecognizerLike:
+        """The engine under its former name (same object as :attr:`engine`)."""
+        return self.engine
+
+    @property
     def labels(self) -> tuple[str, ...]:
-        return tuple(self.recognizer.labels)
+        """The emotions, in the order of the probabilities."""
+        return tuple(self.engine.labels)
 
     @property
     def threshold(self) -> float:
-        return float(self.recognizer.threshold)
+        """Top probability under which a prediction is flagged ``uncertain``."""
+        return float(self.engine.threshold)
 
     @property
     def card(self) -> dict[str, Any]:
-        return dict(getattr(self.recognizer, "card", {}) or {})
+        """The model card (data, protocol, scores, limits)."""
+        return dict(getattr(self.engine, "card", {}) or {})
+
+    @property
+    def backend(self) -> str | None:
+        """The engine's backend (``"numpy"``, ``"torch"`` or ``"onnx"``); None when it has none."""
+        return getattr(self.engine, "backend", None)
+
+    def to(self, device: Any) -> Recognizer:
+        """Run the encoder on a torch ``device`` (``"cpu"``, ``"cuda"``, ...); returns self.
+        Only the torch backend leaves the CPU; ``ValueError`` otherwise."""
+        move = getattr(self.engine, "to", None)
+        if move is not None:
+            move(device)
+        elif str(device).split(":")[0] != "cpu":
+            raise ValueError(f"this model runs on the CPU only, not on {str(device)!r}")
+        return self
 
     # ---------------------------------------------------------------- public
 
@@ -328,7 +274,7 @@ class Predictor:
         return out
 
     def _proba(self, wavs: list[np.ndarray]) -> np.ndarray:
-        P = np.asarray(self.recognizer.predict_proba(wavs), dtype=np.float64)
+        P = np.asarray(self.engine.predict_proba(wavs), dtype=np.float64)
         if P.shape != (len(wavs), len(self.labels)):
             raise ValueError(
                 f"recognizer returned shape {P.shape}, expected {(len(wavs), len(self.labels))}"
@@ -347,7 +293,7 @@ class Predictor:
 
     def _failed(self, x: object, exc: Exception, index: int | None) -> Prediction:
         path = os.fspath(x) if isinstance(x, (str, os.PathLike)) else None
-        name = _describe(x, index)
+        name = describe_input(x, index)
         if isinstance(exc, AudioError):  # named after the input, whatever named it first
             msg = exc.reason if path is not None else f"{name}: {exc.reason}"
         elif str(exc).startswith(name):
@@ -369,24 +315,24 @@ class Predictor:
     def _prepare(
         self, x: object, sr: int | None, index: int | None, force_long: bool = False
     ) -> _Short | _Long:
-        name = _describe(x, index)
+        name = describe_input(x, index)
         if isinstance(x, np.ndarray):
             if sr is None:
                 raise ValueError(f"{name}: pass sr= (the sample rate) with a numpy array")
-            y = _resample(to_mono_float(x, name), int(sr), name)
+            y = resample(to_mono_float(x, name), int(sr), name)
             if force_long or len(y) > self.long_seconds * SAMPLE_RATE:
                 return _Long(y, None, name)
             return _Short(self._check(y, name), None, name)
         if isinstance(x, (bytes, bytearray)):
-            with _bytes_source(bytes(x), name) as src:
-                try:
+            try:
+                with bytes_source(bytes(x), name) as src:
                     long = force_long or probe_seconds(src, name) > self.long_seconds
                     if long and isinstance(src, bytes):
                         return _Long(src, None, name)  # streamed from memory
                     y = decode(src)  # a temporary file: decoded before it is deleted
-                except AudioError as exc:
-                    raise AudioError(name, clean_reason(exc.reason)) from exc
-                return _Long(y, None, name) if long else _Short(self._check(y, name), None, name)
+            except AudioError as exc:
+                raise AudioError(name, clean_reason(exc.reason)) from exc
+            return _Long(y, None, name) if long else _Short(self._check(y, name), None, name)
         if isinstance(x, (str, os.PathLike)):
             path = os.fspath(x)
             try:
@@ -416,7 +362,7 @@ class Predictor:
             chunks = iter_blocks(src, name=item.name)  # type: ignore[arg-type]
         return analyze_chunks(
             chunks,
-            self.recognizer,
+            self.engine,
             vad=self.vad,
             config=self.segmenter,
             batch_size=8,
@@ -424,8 +370,10 @@ class Predictor:
         )
 
 
-def _load_recognizer(path: str | Path | None, backend: str) -> RecognizerLike:
-    from emovox.inference.bundle import load_bundle
+def load_engine(path: str | Path | None, backend: str) -> RecognizerLike:
+    """The engine :func:`load` wraps: the bundle at ``path`` (``None``: the packaged default
+    model) as an :class:`emovox.inference.engine.EncoderHead` (tests replace this function)."""
+    from emovox.inference.engine import load_bundle
 
     return load_bundle(path, backend=backend)
 
@@ -436,10 +384,22 @@ def load(
     *,
     long_seconds: float = LONG_SECONDS,
     vad: str = "auto",
-) -> Predictor:
-    """Load a model folder (``None``: the packaged default model) as a :class:`Predictor`.
+) -> Recognizer:
+    """Load a model folder (``None``: the packaged default model) as a :class:`Recognizer`.
 
     ``backend``: ``"auto"`` (ONNX when onnxruntime is installed), ``"onnx"``, ``"torch"`` or
     ``"numpy"``.
     """
-    return Predictor(_load_recognizer(path, backend), long_seconds=long_seconds, vad=vad)
+    return Recognizer(load_engine(path, backend), long_seconds=long_seconds, vad=vad)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Predictor":
+        warnings.warn(
+            "emovox.inference.recognizer.Predictor was renamed Recognizer; the old name will be "
+            "removed in the next release",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return Recognizer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

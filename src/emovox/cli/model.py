@@ -1,0 +1,93 @@
+"""``emovox build-model``, ``convert-encoder`` and ``export``: making the ready-to-use model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from emovox.cli.common import CorpusOpt, LabelsOpt, RootOpt, err, fail, split_list
+from emovox.cli.common import out as stdout
+
+
+def build_model(
+    out: Annotated[Path, typer.Option("--out", help="Bundle folder to write.")] = Path(
+        "models/default"
+    ),
+    corpus: CorpusOpt = None,
+    labels: LabelsOpt = "paper7",
+    encoder: Annotated[
+        str, typer.Option(help="Whisper encoder: 'tiny.en', 'base' (packaged) or a model path.")
+    ] = "tiny.en",
+    layers: Annotated[
+        str | None, typer.Option(help="Hidden layers to pool, e.g. '0,1,2,3' (default: all).")
+    ] = None,
+    c: Annotated[float, typer.Option("--c", help="Inverse L2 strength of the head.")] = 0.01,
+    k: Annotated[int, typer.Option(help="Speaker folds for the model card's scores.")] = 5,
+    seed: int = 0,
+    root: RootOpt = None,
+) -> None:
+    """Train a ready-to-use model (frozen Whisper encoder + calibrated head) on the corpora."""
+    from emovox.evaluation.experiment import NoCorporaError
+    from emovox.inference.build import build_default_model, render_card
+    from emovox.io import atomic_write_text
+
+    try:
+        cfg = build_default_model(
+            out,
+            roots=[str(r) for r in root] if root else None,
+            corpora=split_list(corpus),
+            labels=labels,
+            encoder=encoder,
+            layers=[int(x) for x in layers.split(",")] if layers else None,
+            C=c,
+            k=k,
+            seed=seed,
+            log=lambda m: err.print(m, soft_wrap=True),
+        )
+    except (NoCorporaError, FileNotFoundError, ValueError) as exc:
+        fail(escape(str(exc)))
+    atomic_write_text(out / "card.md", render_card(cfg))
+    ev = cfg["card"]["evaluation"]
+    stdout.print(
+        f"wrote {out}: UA {ev['ua']:.3f} (speaker {k}-fold), per corpus: "
+        + ", ".join(f"{c} {v['ua']:.3f}" for c, v in ev["per_corpus"].items())
+    )
+
+
+def convert_encoder(
+    source: Annotated[
+        str,
+        typer.Argument(
+            help="'tiny.en' or 'base' (packaged), a CTranslate2 folder, an openai-whisper .pt, "
+            "or a Hugging Face folder/.safetensors."
+        ),
+    ],
+    out: Annotated[Path, typer.Argument(help="The fp16 .safetensors file to write.")],
+) -> None:
+    """Convert Whisper encoder weights into emovox's own fp16 safetensors file (MIT notice kept)."""
+    from emovox.encoders import export_encoder, load_whisper_encoder
+
+    try:
+        path = export_encoder(load_whisper_encoder(source), out, source_name=source)
+    except (FileNotFoundError, ValueError, OSError) as exc:
+        fail(escape(str(exc)))
+    stdout.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+
+
+def export(
+    onnx: Annotated[Path, typer.Option("--onnx", help="ONNX file to write.")],
+    model: Annotated[
+        Path | None, typer.Option(help="Model folder (default: the bundled model).")
+    ] = None,
+) -> None:
+    """Export a model's encoder + pooling to ONNX (the head stays in model.json/safetensors)."""
+    from emovox.inference.export import export_onnx
+
+    try:
+        path = export_onnx(model, onnx)
+    except (FileNotFoundError, ValueError, ImportError) as exc:
+        fail(escape(str(exc)))
+    stdout.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")

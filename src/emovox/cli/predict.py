@@ -1,0 +1,244 @@
+"""``emovox predict`` (files, folders or globs; locally or on Ray) and ``emovox listen``
+(live, from the microphone or a file played in real time)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from emovox.cli.common import (
+    BackendOpt,
+    ModelPathOpt,
+    VadOpt,
+    err,
+    fail,
+    load_predictor,
+    out,
+)
+
+if TYPE_CHECKING:
+    from emovox.inference.recognizer import Prediction
+
+
+def predict(
+    paths: Annotated[
+        list[str], typer.Argument(help="Audio files, folders (searched recursively) or globs.")
+    ],
+    model: ModelPathOpt = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object per line for each input file.")
+    ] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="CSV on standard output.")] = False,
+    timeline_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--timeline-dir", help="Write each long recording's timeline (JSON, CSV, PNG) here."
+        ),
+    ] = None,
+    backend: BackendOpt = "auto",
+    vad: VadOpt = "auto",
+    long_seconds: Annotated[
+        float,
+        typer.Option(help="Recordings longer than this (s) get a timeline of speech segments."),
+    ] = 20.0,
+    engine: Annotated[
+        str, typer.Option(help="local (this process) or ray (Ray actors, Parquet in --out).")
+    ] = "local",
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out", help="With --engine ray: the output folder (restartable)."),
+    ] = None,
+    address: Annotated[
+        str | None, typer.Option(help="With --engine ray: an existing cluster (default: local).")
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="With --engine ray: model actors (default: CPUs or GPUs).")
+    ] = None,
+) -> None:
+    """Predict the emotion of audio files; long recordings get one emotion per speech segment."""
+    from emovox.audio.files import expand_inputs
+
+    if as_json and as_csv:
+        fail("choose one of --json and --csv")
+    if engine not in ("local", "ray"):
+        fail(f"--engine must be local or ray, not {escape(engine)}")
+    if engine == "ray" and (out_dir is None or as_csv or timeline_dir is not None):
+        fail("--engine ray needs --out DIR (and takes no --csv/--timeline-dir)")
+    if engine == "local" and (out_dir or address or workers):
+        fail("--out, --address and --workers are for --engine ray")
+    files, empty = expand_inputs(paths)
+    for a, why in empty:
+        err.print(f"[yellow]note:[/] {escape(a)}: {why}", soft_wrap=True)
+    if not files:
+        fail("no audio files to predict")
+    if engine == "ray":
+        assert out_dir is not None
+        _predict_on_ray(files, out_dir, model, backend, vad, long_seconds, workers, address,
+                        as_json)  # fmt: skip
+    else:
+        _predict_here(files, model, backend, vad, long_seconds, timeline_dir, as_json, as_csv)
+
+
+def _predict_on_ray(
+    files: list[str], out_dir: Path, model: Path | None, backend: str, vad: str,
+    long_seconds: float, workers: int | None, address: str | None, as_json: bool,
+) -> None:  # fmt: skip
+    """``--engine ray``: Parquet shards in ``out_dir``; a one-line (or JSON) summary."""
+    from emovox.scale.ray_engine import predict_files
+
+    try:
+        summary = predict_files(
+            files, out_dir, model=model, backend=backend, vad=vad, long_seconds=long_seconds,
+            workers=workers, address=address,
+            log=lambda m: err.print(escape(m), soft_wrap=True),
+        )  # fmt: skip
+    except (FileNotFoundError, ImportError, ValueError, ConnectionError, RuntimeError) as exc:
+        fail(escape(str(exc)))
+    if as_json:
+        print(json.dumps(summary))
+    else:
+        out.print(
+            f"{summary['files']} files: {summary['rows']} rows, {summary['errors']} error(s), "
+            f"{summary['shards_skipped']} of {summary['shards']} shard(s) skipped; "
+            f"wrote {escape(str(out_dir))}",
+            soft_wrap=True,
+        )
+    if summary["files"] and summary["errors"] == summary["files"]:
+        raise typer.Exit(1)
+
+
+def _predict_here(
+    files: list[str], model: Path | None, backend: str, vad: str, long_seconds: float,
+    timeline_dir: Path | None, as_json: bool, as_csv: bool,
+) -> None:  # fmt: skip
+    """``--engine local``: a table, JSON lines or CSV as the files are done."""
+    import csv
+    import sys
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from emovox.inference.outputs import csv_header, csv_row, write_timeline
+
+    pred = load_predictor(model, backend, vad, long_seconds)
+    labels = pred.labels
+    writer = None
+    if as_csv:
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(csv_header(labels))
+    table = Table(title=f"emovox predict — {pred.card.get('name', 'model')}")
+    for col in ("file", "emotion", "probability", "duration", "segments"):
+        table.add_column(col, overflow="fold")
+    failed: list[Prediction] = []
+    used: set[str] = set()
+    progress = Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=err,
+        transient=True,
+        disable=len(files) < 2 or not err.is_terminal,
+    )
+    with progress:
+        task = progress.add_task("predicting", total=len(files))
+        for path, p in zip(files, pred.iter_predict(files), strict=True):
+            p.path = path
+            progress.advance(task)
+            if not p.ok:
+                failed.append(p)
+            elif p.segments is not None and timeline_dir is not None:
+                write_timeline(p, pred, timeline_dir, used)
+            if as_json:
+                print(json.dumps(p.to_dict()), flush=True)
+            elif writer is not None:
+                writer.writerow(csv_row(p, labels))
+            elif p.ok:
+                table.add_row(
+                    escape(path),
+                    f"{p.label}" + (" [yellow](uncertain)[/]" if p.uncertain else ""),
+                    f"{p.probabilities[p.label]:.2f}",
+                    f"{p.duration:.1f} s",
+                    "" if p.segments is None else str(len(p.segments)),
+                )
+            else:
+                table.add_row(escape(path), f"[red]error[/]: {escape(p.error or '')}", "", "", "")
+    if not (as_json or as_csv):
+        out.print(table)
+        out.print(
+            f"uncertain: top probability below {pred.threshold:.2f}; labels: {', '.join(labels)}"
+        )
+    if failed:
+        err.print(f"[yellow]{len(failed)} of {len(files)} file(s) skipped:[/]")
+        for p in failed[:20]:
+            err.print(f"  {escape(p.path or '?')}: {escape(p.error or '')}", soft_wrap=True)
+        if len(failed) > 20:
+            err.print(f"  ... and {len(failed) - 20} more")
+        if len(failed) == len(files):
+            raise typer.Exit(1)
+
+
+def listen(
+    file: Annotated[
+        Path | None,
+        typer.Option("--file", help="Play this file through the live pipeline (no microphone)."),
+    ] = None,
+    model: ModelPathOpt = None,
+    backend: BackendOpt = "auto",
+    vad: VadOpt = "auto",
+    speed: Annotated[
+        float, typer.Option(help="With --file: 1 = real time, 2 = twice as fast, 0 = no waiting.")
+    ] = 1.0,
+    device: Annotated[
+        str | None, typer.Option(help="Microphone (sounddevice name or index).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per segment.")] = False,
+) -> None:
+    """Live emotion from the microphone (or --file played in real time): a line per segment."""
+    from emovox.audio import AudioError
+    from emovox.audio.microphone import microphone_available, microphone_chunks
+    from emovox.audio.stream import iter_blocks, paced
+    from emovox.inference.timeline import analyze_chunks
+
+    if file is None and not microphone_available():
+        fail(
+            "no microphone support (install sounddevice and PortAudio), "
+            "or pass --file PATH to play a recording through the same pipeline"
+        )
+    pred = load_predictor(model, backend, vad)
+    if file is not None:
+        chunks = paced(iter_blocks(file, block_seconds=0.1), speed)
+        err.print(f"playing {escape(str(file))} (speed {speed:g}; Ctrl-C stops)")
+    else:
+        dev = int(device) if device and device.isdigit() else device
+        chunks = microphone_chunks(dev)
+        err.print("listening to the microphone (Ctrl-C stops)")
+
+    def show(seg: dict) -> None:
+        if as_json:
+            print(json.dumps(seg), flush=True)
+            return
+        top = seg["probabilities"][seg["label"]]
+        flag = "  (uncertain)" if seg["uncertain"] else ""
+        out.print(
+            f"{seg['start']:8.2f} – {seg['end']:8.2f} s  {seg['label']:<10} {top:.2f}{flag}",
+            highlight=False,
+        )
+
+    try:
+        tl = analyze_chunks(
+            chunks, pred.engine, vad=pred.vad, config=pred.segmenter,
+            batch_size=1, on_segment=show, source=str(file) if file else None,
+        )  # fmt: skip
+    except AudioError as exc:
+        fail(escape(str(exc)))
+    except KeyboardInterrupt as exc:
+        raise typer.Exit(130) from exc
+    ov = tl.overall()
+    err.print(
+        f"{len(tl.segments)} speech segment(s) in {tl.duration:.1f} s"
+        + (f"; overall {ov['label']}" if ov["label"] else "")
+    )

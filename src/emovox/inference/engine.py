@@ -1,0 +1,144 @@
+"""A loaded bundle as a model: decoded 16 kHz waveforms in, calibrated probabilities out
+(:class:`EncoderHead`, made by :func:`load_bundle`). The encoder is one of
+:mod:`emovox.inference.backends`; the head is numpy.
+
+>>> head = load_bundle()                       # the packaged default model   # doctest: +SKIP
+>>> head.predict_proba([waveform_16k])         # (1, n_labels)                # doctest: +SKIP
+
+Decoding, checks, batching and long recordings are :class:`emovox.inference.recognizer.Recognizer`'s
+(what ``emovox.load()`` returns).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from emovox.audio import SAMPLE_RATE, Preprocess, preprocess
+from emovox.features.pooling import merge_chunk_stats
+from emovox.inference.backends import (
+    BACKENDS,
+    Encoder,
+    NumpyEncoder,
+    OnnxEncoder,
+    TorchEncoder,
+    importable,
+)
+from emovox.inference.bundle import BundleConfig, bundle_path, read_bundle
+from emovox.inference.export import cached_onnx
+
+
+def open_encoder(
+    backend: str,
+    weights: dict[str, np.ndarray],
+    cfg: BundleConfig,
+    path: Path | None = None,
+    threads: int | None = 1,
+) -> Encoder:
+    """The encoder for ``backend`` (one of :data:`~emovox.inference.backends.BACKENDS`);
+    ``"auto"`` is ONNX when onnxruntime and torch are installed and the bundle is on disk
+    (``path``), else torch when installed, else numpy."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    have = {m: importable(m) for m in ("onnxruntime", "torch")}
+    if backend == "auto":
+        backend = (
+            "onnx"
+            if have["onnxruntime"] and have["torch"] and path is not None
+            else "torch"
+            if have["torch"]
+            else "numpy"
+        )
+    if backend == "onnx":
+        if not have["onnxruntime"]:
+            raise ImportError("backend 'onnx' needs onnxruntime: pip install onnxruntime")
+        if path is None:
+            raise ValueError("backend 'onnx' needs a bundle on disk")
+        return OnnxEncoder(cached_onnx(path), threads)
+    if backend == "torch":
+        if not have["torch"]:
+            raise ImportError("backend 'torch' needs PyTorch: pip install torch")
+        return TorchEncoder(weights, cfg, threads)
+    return NumpyEncoder(weights, cfg)
+
+
+class EncoderHead:
+    """A loaded bundle: ``predict_proba(wavs)`` for decoded 16 kHz mono waveforms."""
+
+    sample_rate = SAMPLE_RATE
+
+    def __init__(
+        self,
+        cfg: BundleConfig,
+        weights: dict[str, np.ndarray],
+        head: dict[str, np.ndarray],
+        path: Path | None = None,
+        backend: str = "auto",
+        threads: int | None = 1,
+    ) -> None:
+        self.config = cfg
+        self.labels: tuple[str, ...] = tuple(cfg.labels)
+        self.threshold = float(cfg.threshold)
+        self.card: dict[str, Any] = dict(cfg.card) | {"labels": list(cfg.labels)}
+        self.path = path
+        self.preprocess_cfg = Preprocess(**cfg.preprocess)
+        self._mean = head["mean"].astype(np.float64)
+        self._scale = head["scale"].astype(np.float64)
+        self._W = head["weight"].astype(np.float64)
+        self._b = head["bias"].astype(np.float64)
+        #: The backend computing the pooled statistics (:mod:`emovox.inference.backends`).
+        self.encoder: Encoder = open_encoder(backend, weights, cfg, path, threads)
+
+    @property
+    def backend(self) -> str:
+        """``"numpy"``, ``"torch"`` or ``"onnx"``."""
+        return self.encoder.name
+
+    def to(self, device: Any) -> EncoderHead:
+        """Run the encoder on a torch ``device`` (only the torch backend leaves the CPU;
+        ``ValueError`` otherwise); returns self."""
+        self.encoder = self.encoder.to(device)
+        return self
+
+    def features(self, y: np.ndarray, name: str = "<array>") -> np.ndarray:
+        """Preprocess one waveform and return its pooled encoder statistics."""
+        from emovox.encoders.mel import log_mel_spectrogram, split_chunks
+
+        y = preprocess(np.asarray(y, dtype=np.float32), self.preprocess_cfg, name)
+        parts = split_chunks(y)
+        pooled = [self.pooled(log_mel_spectrogram(c)) for c in parts]
+        n_layers = len(self.config.layers)
+        return merge_chunk_stats(pooled, [len(c) for c in parts], n_layers, self.config.stats)
+
+    def pooled(self, mel: np.ndarray) -> np.ndarray:
+        """Pooled encoder statistics of one log-mel ``(n_mels, T)`` with this backend."""
+        return self.encoder.pooled(mel)
+
+    def head_proba(self, F: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities ``(n, C)`` from pooled statistics ``(n, F)``."""
+        Z = ((np.asarray(F, dtype=np.float64) - self._mean) / self._scale) @ self._W.T + self._b
+        Z = Z / self.config.temperature
+        Z -= Z.max(axis=1, keepdims=True)
+        P = np.exp(Z)
+        return (P / P.sum(axis=1, keepdims=True)).astype(np.float32)
+
+    def predict_proba(self, wavs: Sequence[np.ndarray]) -> np.ndarray:
+        """``(n, len(labels))`` probabilities for 16 kHz mono waveforms (raw audio; trimmed and
+        loudness-normalised here). Raises :class:`emovox.audio.AudioError` for unusable audio
+        (silent, too short)."""
+        if len(wavs) == 0:
+            return np.zeros((0, len(self.labels)), dtype=np.float32)
+        F = np.stack([self.features(y) for y in wavs])
+        return self.head_proba(F)
+
+
+def load_bundle(
+    path: str | Path | None = None, backend: str = "auto", threads: int | None = 1
+) -> EncoderHead:
+    """Load a bundle folder (``None``: the packaged default model) as an :class:`EncoderHead`."""
+    folder = bundle_path(path)
+    cfg, enc, head = read_bundle(folder)
+    return EncoderHead(cfg, enc, head, folder, backend, threads)
