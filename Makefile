@@ -19,7 +19,7 @@ install: $(VENV)/.torch
 	$(BIN)/pip install -q -e ".[deep,onnx,vad,serve]"
 
 install-dev: $(VENV)/.torch
-	$(BIN)/pip install -q -e ".[dev,deep,whisper,onnx,vad,serve,ray]"
+	$(BIN)/pip install -q -e ".[dev,deep,whisper,onnx,vad,serve,ray,text]"
 
 run: install
 	$(BIN)/emovox demo --out runs/demo

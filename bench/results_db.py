@@ -2,6 +2,12 @@
 
 Every benchmark script upserts its own rows here and re-renders the Markdown, so no number in
 docs/results.md is typed by hand.
+
+Every row says what it was tested on and whether it was adapted (:func:`normalize` fills both in
+for rows that do not): ``test_corpora`` (the corpora of a within-corpus row, the test corpora of
+a cross-corpus row, the one held-out corpus of a leave-one-corpus-out row; ``test`` is the older
+field kept for the scripts that read it) and ``adapted`` (false, or the adaptation kind:
+``speaker`` / ``corpus``). ``python bench/results_db.py migrate`` rewrote the older rows once.
 """
 
 from __future__ import annotations
@@ -18,7 +24,9 @@ from emovox.io import atomic_write_json, atomic_write_text  # noqa: E402
 
 RESULTS_JSON = ROOT / "docs" / "results.json"
 RESULTS_MD = ROOT / "docs" / "results.md"
-KEY = ("model", "corpora", "labels", "protocol", "test", "config")
+KEY = ("model", "corpora", "labels", "protocol", "test", "test_corpora", "adapted", "config")
+#: the adaptation kind a model name gives away (rows older than the ``adapt`` field)
+ADAPT_NAMES = {"+speaker-norm": "speaker", "+corpus-norm": "corpus"}
 
 
 def hardware() -> str:
@@ -40,11 +48,66 @@ def _key(row: dict) -> tuple:
     return tuple(json.dumps(row.get(k), sort_keys=True) for k in KEY)
 
 
+def adapted_of(row: dict) -> str | bool:
+    """A row's adaptation: its ``adapted`` field, else its ``adapt`` field, else what its model
+    name says (``...+speaker-norm``); False when none."""
+    if "adapted" in row:
+        return row["adapted"]
+    if row.get("adapt") not in (None, "none"):
+        return row["adapt"]
+    return next((kind for tag, kind in ADAPT_NAMES.items() if tag in row["model"]), False)
+
+
+def normalize(row: dict) -> dict:
+    """``row`` with ``adapted`` and ``test_corpora`` filled in where missing (see the module
+    docs); the fields it has are kept."""
+    test = row.get("test_corpora") or row.get("test") or row["corpora"]
+    return row | {"test_corpora": list(test), "adapted": adapted_of(row)}
+
+
+def migrate() -> list[dict]:
+    """Give every stored row its ``adapted`` and ``test_corpora`` fields (once; running it again
+    changes nothing) and re-render docs/results.md."""
+    rows = [normalize(r) for r in load()]
+    atomic_write_json(RESULTS_JSON, rows)
+    atomic_write_text(RESULTS_MD, render(rows))
+    return rows
+
+
+def loco_rows(metrics: dict, base: dict) -> list[dict]:
+    """One row per held-out corpus of a leave-one-corpus-out run (``metrics`` of
+    ``emovox evaluate --protocol loco``): ``base`` (section, model, labels, config, command ...)
+    plus the corpus's scores, its scored classes and chance."""
+    rows = []
+    for h in metrics["loco"]["held_out"]:
+        rows.append(
+            base
+            | {
+                "corpora": metrics["corpora"],
+                "protocol": "loco",
+                "leaky": False,
+                "test": None,
+                "test_corpora": [h["corpus"]],
+                "adapted": adapted_of({"model": base["model"], "adapt": metrics.get("adapt")}),
+                "wa": h["wa"],
+                "ua": h["ua"],
+                "macro_f1": h["macro_f1"],
+                "per_class": h["per_class"],
+                "chance": h["chance"],
+                "scored_labels": h["labels"],
+                "n": h["n"],
+                "unscored": h["unscored"],
+            }
+        )
+    return rows
+
+
 def upsert(rows: list[dict]) -> list[dict]:
-    """Replace rows with the same (model, corpora, labels, protocol, test, config) key; keep
-    the rest (so one model under two configs, e.g. 12 and 30 epochs, keeps two rows)."""
-    table = {_key(r): r for r in load()}
-    for r in rows:
+    """Replace rows with the same (model, corpora, labels, protocol, test, test_corpora,
+    adapted, config) key; keep the rest (so one model under two configs, e.g. 12 and 30
+    epochs, keeps two rows). Every row goes through :func:`normalize` first."""
+    table = {_key(r): r for r in map(normalize, load())}
+    for r in map(normalize, rows):
         table[_key(r)] = r
     out = sorted(
         table.values(),
@@ -60,13 +123,17 @@ def _pct(x: float | None) -> str:
 
 
 def proto(r: dict) -> str:
-    """A result row's protocol text for the tables: test corpus for cross-corpus rows,
-    adaptation, partial folds, LEAKY."""
+    """A result row's protocol text for the tables: test corpus for cross-corpus and
+    leave-one-corpus-out rows (with chance), adaptation, partial folds, LEAKY."""
     p = r["protocol"]
-    if r.get("test"):
-        p += " → " + ", ".join(r["test"])
-    if r.get("adapt") not in (None, "none"):
-        p += f" (adapted per {r['adapt']})"
+    test = r.get("test") or (r.get("test_corpora") if p == "loco" else None)
+    if test:
+        p += " → " + ", ".join(test)
+    if r.get("chance"):
+        p += f" (chance {_pct(r['chance'])})"
+    adapted = adapted_of(r)
+    if adapted:
+        p += f" (adapted per {adapted})"
     if r.get("folds_total") and r.get("folds") != r.get("folds_total"):
         p += f" ({r['folds']} of {r['folds_total']} folds)"
     return f"{p} **LEAKY**" if r["leaky"] else p
@@ -183,6 +250,12 @@ def write_section(path: Path, marker: str, text: str) -> None:
     atomic_write_text(path, f"{head}{begin}\n\n{text.strip()}\n\n{end}{tail}")
 
 
+def main(argv: list[str]) -> None:
+    if argv != ["migrate"]:
+        raise SystemExit("usage: python bench/results_db.py migrate")
+    print(f"{len(migrate())} rows in {RESULTS_JSON}")
+
+
 def find(rows: list[dict], **want) -> dict | None:
     """The first row whose fields equal ``want`` (lists compared as sorted)."""
     for r in rows:
@@ -192,3 +265,7 @@ def find(rows: list[dict], **want) -> dict | None:
         ):
             return r
     return None
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

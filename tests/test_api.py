@@ -113,7 +113,7 @@ def test_list_is_batched(model):
     [
         (b"", "empty"),
         (b"RIFF\x24\x00\x00\x00WAVEfmt ", "not decodable"),  # a cut-off WAV header
-        (b"hello, this is plain text and not audio at all\n" * 20, "not decodable"),
+        (b"hello, this is plain text and not audio at all\n" * 20, "not (decodable|audio)"),
     ],
 )
 def test_bad_bytes_are_clear_errors(model, data, reason):
@@ -148,7 +148,7 @@ def test_other_errors_name_the_input(tmp_path, model):
     with pytest.raises(AudioError, match="NaN"):
         model.predict(np.full(16000, np.nan, np.float32), sr=16000)
     (tmp_path / "notes.txt").write_text("not audio")
-    with pytest.raises(AudioError, match="notes.txt.*not decodable"):
+    with pytest.raises(AudioError, match="notes.txt.*not (decodable|audio)"):
         model.predict(tmp_path / "notes.txt")
     with pytest.raises(TypeError, match="cannot predict from a int"):
         model.predict(42)  # type: ignore[arg-type]
@@ -166,7 +166,31 @@ def test_predict_many_records_errors_and_goes_on(tmp_path, model):
     assert res[2].error == "file not found" and res[2].path == str(tmp_path / "missing.wav")
     assert res[2].to_dict() == {"path": str(tmp_path / "missing.wav"), "error": "file not found"}
     with pytest.raises(AudioError):
-        model.predict_many([str(good), b""], on_error="raise")
+        model.predict_many([str(good), b""], errors="raise")
+
+
+def test_predict_errors_return_keeps_the_good_results(tmp_path, model):
+    good, bad = tmp_path / "good.flac", tmp_path / "random.wav"
+    sf.write(good, tone(FREQ["angry"]), 16000, format="FLAC")
+    bad.write_bytes(np.random.default_rng(0).bytes(4000))  # noise bytes named .wav
+    with pytest.raises(AudioError, match="random.wav"):  # the default: raise
+        model.predict([str(good), str(bad)])
+    res = model.predict([str(good), str(bad)], errors="return")
+    assert [r.ok for r in res] == [True, False]
+    assert res[0].label == "angry" and res[1].label is None and res[1].path == str(bad)
+    assert res[1].error and res[1].to_dict() == {"path": str(bad), "error": res[1].error}
+    one = model.predict(str(bad), errors="return")  # a single input too
+    assert isinstance(one, Prediction) and not one.ok and one.error == res[1].error
+    with pytest.raises(ValueError, match="errors must be 'raise' or 'return'"):
+        model.predict(str(good), errors="ignore")  # type: ignore[arg-type]
+
+
+def test_on_error_is_a_deprecated_name_of_errors(tmp_path, model):
+    with pytest.warns(DeprecationWarning, match="errors='return'"):
+        res = model.predict_many([tone(FREQ["sad"]), b""], sr=16000, on_error="record")
+    assert [r.ok for r in res] == [True, False]
+    with pytest.warns(DeprecationWarning), pytest.raises(AudioError, match="empty"):
+        model.predict_many([b""], on_error="raise")
 
 
 def test_a_model_failure_on_one_item_spares_the_batch():
@@ -213,8 +237,12 @@ def test_long_input_gets_segments_and_weighted_overall(model):
 
 def test_silent_long_input_says_no_speech(model):
     y = np.random.default_rng(0).normal(0, 1e-4, 25 * 16000).astype(np.float32)
-    with pytest.raises(AudioError, match="no speech detected"):
-        model.predict(y, sr=16000)
+    for gate in (True, False):  # the VAD finds no segment: an answer, not an error
+        model.speech_gate = gate
+        r = model.predict(y, sr=16000)
+        assert r.ok and r.no_speech and r.label is None and r.segments == []
+        assert r.probabilities == {} and r.uncertain and r.duration == pytest.approx(25.0)
+    assert model.recognizer.calls == []  # the model never saw it
 
 
 def test_import_emovox_is_cheap_and_load_is_lazy():
@@ -231,7 +259,7 @@ def test_import_emovox_is_cheap_and_load_is_lazy():
 def test_random_bundle_through_emovox_load(tmp_path):
     bundle = pytest.importorskip("emovox.inference.random_bundle")
     path = bundle.make_random_bundle(tmp_path / "m", labels=LABELS, seed=1)
-    m = emovox.load(path, backend="numpy")
+    m = emovox.load(path, backend="numpy", speech_gate=False)  # tones stand in for speech
     assert m.labels == LABELS and m.card
     res = m.predict([tone(300, 1.0), tone(600, 1.5)], sr=16000)
     for r in res:
@@ -258,7 +286,8 @@ def test_recognizer_to_cpu_and_backend(model, tmp_path):
     with pytest.raises(ValueError, match="CPU only"):
         model.to("cuda")
     bundle = pytest.importorskip("emovox.inference.random_bundle")
-    m = emovox.load(bundle.make_random_bundle(tmp_path / "m", labels=LABELS), backend="numpy")
+    folder = bundle.make_random_bundle(tmp_path / "m", labels=LABELS)
+    m = emovox.load(folder, backend="numpy", speech_gate=False)  # a tone stands in for speech
     assert m.backend == "numpy" and m.to("cpu") is m
     with pytest.raises(ValueError, match="backend='torch'"):
         m.to("cuda")

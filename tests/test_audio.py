@@ -89,3 +89,15 @@ def test_denoise_improves_snr():
 
     den = reduce_noise(noisy)
     assert np.mean(den[:16000] ** 2) < 0.5 * np.mean(noisy[:16000] ** 2)
+
+
+def test_sniff_names_containers_text_and_other_files():
+    from emovox.audio.sniff import is_text, not_audio_reason, sniff
+
+    assert sniff(b"RIFF\x00\x00\x00\x00WAVE") == "WAV" and sniff(b"fLaC") == "FLAC"
+    assert sniff(b"\x00\x00\x00\x20ftypM4A ") == "MP4/M4A" and sniff(b"\xff\xf1\x50") == "AAC"
+    assert sniff(b"\xff\xfb\x90\x00") == "MP3" and sniff(b"hello") is None
+    cut = ("émotion " * 600).encode()[:4095]  # ends inside a two-byte character
+    assert is_text(cut) and not is_text(b"text\x00with a NUL") and not is_text(bytes(range(256)))
+    assert not_audio_reason(b"%PDF-1.7") == "not audio: the file is a PDF document"
+    assert not_audio_reason(b"notes\n", "content") == "not audio: the content holds text"

@@ -185,6 +185,65 @@ def test_a_bad_file_shows_the_servers_message(page, tmp_path):
     assert page.locator("#error").is_visible()
 
 
+def rgb(hex_color: str) -> str:
+    """``#rrggbb`` as the browser's computed style writes it."""
+    r, g, b = (int(hex_color[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgb({r}, {g}, {b})"
+
+
+def test_a_failed_upload_clears_the_previous_result_and_names_the_file(page, tmp_path):
+    from emovox.inference.plots import EMOTION_COLORS
+
+    gap = np.zeros(SR, np.float32)
+    y = np.concatenate([p for i in range(8) for p in (speechy(2.0, 150 + 40 * i, i), gap)])
+    good = tmp_path / "good.flac"
+    sf.write(good, y, SR)
+    page.set_input_files("#file-input", str(good))
+    assert wait_done(page) == "done", page.text_content("#error")
+    assert page.locator("#result-bars li").count() == len(LABELS)
+    assert page.locator("#timeline-section").is_visible()
+    assert page.locator("#timeline-table tbody tr").count() > 0
+    swatches = page.locator("#timeline-legend .swatch")
+    shown = swatches.evaluate_all("(els) => els.map((e) => getComputedStyle(e).backgroundColor)")
+    assert shown == [rgb(EMOTION_COLORS[lab]) for lab in LABELS]
+
+    bad = tmp_path / "broken take.wav"
+    bad.write_text("these are not sounds")
+    page.set_input_files("#file-input", str(bad))
+    page.locator("body[data-state=error]").wait_for(timeout=TIMEOUT_MS)
+    msg = page.text_content("#error")
+    assert "broken take.wav" in msg and "not a recognised audio format" in msg, msg
+    assert page.locator("#result").is_hidden()
+    assert page.locator("#result-bars li").count() == 0
+    assert page.locator("#timeline-section").is_hidden()
+    assert page.locator("#timeline-table tbody tr").count() == 0
+    assert page.text_content("#result-label") == ""
+
+    empty = tmp_path / "nothing.wav"  # refused in the page itself, before any upload
+    empty.write_bytes(b"")
+    page.set_input_files("#file-input", str(empty))
+    page.locator("#error", has_text="nothing.wav").wait_for(timeout=TIMEOUT_MS)
+    assert "empty" in page.text_content("#error")
+
+
+def test_bars_and_legend_use_the_plots_palette(page, server, tmp_path):
+    from emovox.inference.plots import EMOTION_COLORS
+
+    served = httpx.get(server + "/v1/model").json()["colors"]
+    assert served == {lab: EMOTION_COLORS[lab] for lab in LABELS}
+    clip = tmp_path / "clip.wav"
+    sf.write(clip, speechy(1.5), SR)
+    page.set_input_files("#file-input", str(clip))
+    assert wait_done(page) == "done", page.text_content("#error")
+    rows = page.locator("#result-bars li")
+    assert rows.count() == len(LABELS)
+    for i in range(rows.count()):
+        label = rows.nth(i).get_attribute("data-label")
+        fill = rows.nth(i).locator(".bar-fill")
+        shown = fill.evaluate("(el) => getComputedStyle(el).backgroundColor")
+        assert shown == rgb(EMOTION_COLORS[label]), (label, shown)
+
+
 def test_microphone_recording_is_uploaded_and_decoded(page):
     """Chromium's fake microphone (a beeping tone) → MediaRecorder (WebM/Opus) → WAV in the
     page → the server."""

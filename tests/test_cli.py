@@ -25,6 +25,20 @@ def test_scan_missing_folder_is_a_clear_error(tmp_path):
     assert res.exit_code == 2 and "does not exist" in " ".join(res.output.split())
 
 
+def test_scan_finding_no_corpus_exits_1_with_or_without_json(tmp_path):
+    res = runner.invoke(app, ["corpora", "scan", str(tmp_path), "--json"])
+    assert res.exit_code == 1 and json.loads(res.stdout) == {}
+    res = runner.invoke(app, ["corpora", "scan", str(tmp_path)])
+    assert res.exit_code == 1 and "No known corpus" in res.stderr
+
+
+def test_top_level_help_lists_the_exit_codes():
+    res = runner.invoke(app, ["--help"], env={"COLUMNS": "200"})
+    text = " ".join(res.stdout.split())
+    assert "Exit codes: 0 every input gave a result; 3 some inputs failed" in text
+    assert "corpora scan exits 0 when it finds corpora, even with problems listed" in text
+
+
 def test_evaluate_honest_then_leaky(ravdess_tree, tmp_path):
     args = [
         "evaluate",
@@ -79,9 +93,10 @@ def test_table2_writes_both_protocols(ravdess_tree, tmp_path):
     assert res.exit_code == 0, res.output
     out = last_json(res.stdout)
     models = {(r["model"], r["leaky"]) for r in out["rows"]}
-    assert models == {(m, leaky) for m in ("knn", "lda", "svm", "rda") for leaky in (False, True)}
+    names = ("knn", "lda", "svm", "rda", "hmm")
+    assert models == {(m, leaky) for m in names for leaky in (False, True)}
     md = (tmp_path / "t2" / "table2.md").read_text()
-    assert "LEAKY" in md and "| RDA |" in md
+    assert "LEAKY" in md and "| RDA |" in md and "| HMM |" in md
 
 
 def test_render_table2_puts_honest_before_leaky():
@@ -111,6 +126,7 @@ def test_scan_lists_stray_audio_as_problems(ravdess_tree):
     stray.parent.mkdir()
     sf.write(stray, emotional_tone(0, 0, 0), 16000)
     res = runner.invoke(app, ["corpora", "scan", str(ravdess_tree), "--json"])
+    assert res.exit_code == 0  # problems are listed, not a failure
     s = json.loads(res.stdout)
     assert s["ravdess"]["clips"] == 48
     assert [p["path"] for p in s["unrecognised"]["problems"]] == [str(stray)]
@@ -153,3 +169,16 @@ def test_evaluate_with_noise_reduction_records_it(ravdess_tree, tmp_path):
     assert res.exit_code == 0, res.output
     assert json.loads((tmp_path / "dn" / "config.json").read_text())["denoise"] is True
     assert last_json(res.stdout)["n"] == 48
+
+
+def test_scan_groups_many_problems_of_one_reason(ravdess_tree):
+    actor = ravdess_tree / "ravdess" / "Audio_Speech_Actors_01-24" / "Actor_01"
+    for i in range(8):
+        (actor / f"not-a-ravdess-name-{i}.wav").write_bytes(b"RIFF")
+    res = runner.invoke(app, ["corpora", "scan", str(ravdess_tree)])
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert text.count("not-a-ravdess-name-") == 5
+    assert "... and 3 more:" in text
+    res = runner.invoke(app, ["corpora", "scan", str(ravdess_tree), "--show", "0"])
+    assert " ".join(res.output.split()).count("not-a-ravdess-name-") == 8

@@ -662,3 +662,51 @@ def test_trainer_extension_points_are_public(tones, tmp_path):
     assert seen["forward"] == 2 and all(h["marked"] for h in fit.history)
     state = json.loads((tmp_path / "r" / "trainer_state.json").read_text())
     assert state["global_step"] == 2
+
+
+def _epoch(n: int, ua: float | None, loss: float = 1.0) -> dict:
+    return {"epoch": n, "train_loss": loss, "val_loss": 1.2, "val_ua": ua, "seconds": 0.1}
+
+
+def test_progress_bar_shows_the_epoch_just_finished():
+    """The bar shows the last epoch's val UA as soon as it is known (it used to keep the
+    previous epoch's until the next step: the bar read 0.211 while the epoch line said 0.250)."""
+    import io
+
+    from rich.console import Console
+
+    from emovox.deep.progress import TrainingProgress
+
+    out = io.StringIO()
+    bar = TrainingProgress(True, 3, 2, console=Console(file=out, width=160, record=True))
+    state = {"best_ua": None}
+    for epoch, ua in enumerate([0.211, 0.250, 0.180]):
+        bar.start_epoch(epoch)
+        bar.step(1.5)
+        bar.step(0.5)
+        state["best_ua"] = max(ua, state["best_ua"] or 0.0)
+        bar.epoch_done(_epoch(epoch + 1, ua), state)
+        assert f"val UA {ua:.3f}" in bar.shown  # the last epoch's value, not the best
+        assert f"(best {state['best_ua']:.3f})" in bar.shown
+    bar.close()
+    final_bar = [line for line in out.getvalue().splitlines() if "epoch 3/3" in line][-1]
+    assert "val UA 0.180 (best 0.250)" in final_bar and "0.211" not in final_bar
+
+
+def test_training_run_bar_matches_each_epoch(tones, tmp_path, monkeypatch):
+    from emovox.deep.progress import TrainingProgress
+
+    seen: list[str] = []
+
+    class Spy(TrainingProgress):
+        def epoch_done(self, record, state):
+            super().epoch_done(record, state)
+            seen.append(self.shown)
+
+    monkeypatch.setattr(trainer_mod, "TrainingProgress", Spy)
+    tr, ty, va, vy = tones
+    fit = Trainer(replace(FAST, epochs=3)).fit(tr, ty, va, vy, _tiny(), tmp_path / "r")
+    assert len(seen) == len(fit.history) == 3
+    for shown, record in zip(seen, fit.history, strict=True):
+        assert f"val UA {record['val_ua']:.3f}" in shown, (shown, record)
+        assert f"loss {record['train_loss']:.3f}" in shown

@@ -387,3 +387,28 @@ def test_embedding_cache_key_follows_settings_and_code(tmp_path, monkeypatch) ->
     monkeypatch.undo()
     assert cfg.key() == key and cache.get(sha, cfg, pre) is not None
     assert "emovox.encoders.mel" in embeddings.EMBEDDING_MODULES
+
+
+def test_feature_extraction_lists_a_named_pipe_instead_of_hanging(tmp_path):
+    import os
+    import threading
+
+    from emovox.features import FeatureConfig, extract
+
+    good = tmp_path / "good.wav"
+    t = np.arange(16000) / 16000
+    sf.write(good, (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 16000)
+    pipe = tmp_path / "pipe.wav"
+    os.mkfifo(pipe)
+    out: dict = {}
+    run = threading.Thread(
+        target=lambda: out.update(
+            r=extract([str(good), str(pipe)], FeatureConfig(), cache_dir=tmp_path / "c", n_jobs=1)
+        ),
+        daemon=True,
+    )
+    run.start()
+    run.join(60)
+    assert not run.is_alive(), "feature extraction blocked on a named pipe"
+    reasons = dict(out["r"].errors)
+    assert "not a regular file" in reasons[str(pipe)]

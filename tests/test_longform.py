@@ -15,6 +15,7 @@ import soundfile as sf
 from emovox.audio import AudioError, decode
 from emovox.audio import vad as vad_module
 from emovox.audio.segment import SegmenterConfig, StreamingSegmenter, find_speech
+from emovox.audio.speech_gate import SpeechGate
 from emovox.audio.stream import iter_array, iter_blocks
 from emovox.audio.vad import EnergyVAD
 from emovox.inference.timeline import Timeline, analyze
@@ -140,6 +141,22 @@ def test_segments_the_model_refuses_are_skipped_not_fatal():
     assert tl.to_dict()["skipped"][0]["reason"] == "too short for this model"
 
 
+def test_the_speech_gate_takes_noise_segments_out_of_the_timeline():
+    y = bursts(BURSTS, 14.0)
+    a, b = int(5.5 * SR), int(7.0 * SR)  # the middle burst becomes loud white noise
+    y[a:b] = np.random.default_rng(1).uniform(-0.5, 0.5, b - a)
+    plain = analyze(y, BandRecognizer(), vad=EnergyVAD())
+    assert len(plain.segments) == 3 and plain.gated == [] and plain.speech_gate is None
+    tl = analyze(y, BandRecognizer(), vad=EnergyVAD(), gate=SpeechGate("energy"))
+    assert [s["label"] for s in tl.segments] == ["low", "high"]
+    assert [s["speech"] > 1.0 for s in tl.segments] == [True, True]
+    (g,) = tl.gated
+    assert g["start"] == pytest.approx(5.5, abs=0.15) and g["speech"] < 0.3
+    d = tl.to_dict()
+    assert d["speech_gate"] == "energy" and d["gated"] == tl.gated
+    assert d["overall"]["label"] in ("low", "high")
+
+
 def test_timeline_overall_and_files(tmp_path):
     tl = Timeline(
         labels=("a", "b"),
@@ -184,6 +201,14 @@ def test_auto_vad_falls_back_to_energy_with_a_warning(monkeypatch):
         vad_module.make_vad("silero")
 
 
+def test_a_failing_silero_lookup_counts_as_not_installed(monkeypatch):
+    def blocked(name, *args):
+        raise ImportError(f"blocked: {name}")
+
+    monkeypatch.setattr(vad_module.importlib.util, "find_spec", blocked)
+    assert vad_module.silero_available() is False
+
+
 needs_silero = pytest.mark.skipif(
     not vad_module.silero_available(), reason="silero-vad / onnxruntime not installed"
 )
@@ -213,3 +238,13 @@ def test_silero_finds_each_demo_clip_in_the_joined_recording():
     for (a, b), s in zip(found, spans, strict=True):
         assert s["start"] - 0.15 <= a < b <= s["end"] + 0.15
         assert b - a > 0.5 * (s["end"] - s["start"])
+
+
+@needs_silero
+def test_the_silero_gate_keeps_every_demo_clip_of_the_joined_recording():
+    from emovox.inference.demo import join_clips, load_clips
+
+    y, spans = join_clips(load_clips())
+    tl = analyze(y, BandRecognizer(), vad=vad_module.SileroVAD(), gate=SpeechGate("silero"))
+    assert len(tl.segments) == len(spans) and tl.gated == []
+    assert all(s["speech"] > 0.5 for s in tl.segments)

@@ -164,7 +164,7 @@ def test_predict_multipart_and_raw_body_agree_with_the_python_api(client, wav, b
         raw = client.post("/v1/predict", content=wav, headers=headers)
         assert raw.status_code == 200, raw.text
         assert raw.json()["probabilities"] == body["probabilities"]
-    direct = emovox.load(bundle_dir, backend=BACKEND).predict(wav)
+    direct = emovox.load(bundle_dir, backend=BACKEND, vad="energy").predict(wav)  # as the app
     assert direct.label == body["label"] and direct.probabilities == body["probabilities"]
 
 
@@ -375,7 +375,8 @@ def test_an_upload_dribbling_in_gets_408(wav):
 def test_too_long_recording_is_413_before_decoding(bundle_dir, monkeypatch):
     app = create_app(bundle_dir, backend=BACKEND, max_seconds=2.0, workers=1)
     decoded = []
-    monkeypatch.setattr("emovox.inference.recognizer.decode", lambda *a, **k: decoded.append(1))
+    monkeypatch.setattr("emovox.inference.inputs.decode_with_info", lambda *a, **k: decoded.append(1))
+    monkeypatch.setattr("emovox.service.inputs.decode_with_info", lambda *a, **k: decoded.append(1))
     with TestClient(app) as c:
         err = assert_error(c.post("/v1/predict", content=encode(speechy(3.0), "FLAC")), 413)
     assert err["code"] == "too_long" and "2 s" in err["message"]
@@ -506,6 +507,42 @@ def test_page_and_assets_are_served_locally(client):
            "result-bars", "timeline", "status", "error")  # fmt: skip
     for element_id in ids:
         assert f'id="{element_id}"' in html
+
+
+def test_model_card_sends_the_plots_palette(client):
+    from emovox.inference.plots import EMOTION_COLORS
+
+    card = client.get("/v1/model").json()
+    assert card["colors"] == {lab: EMOTION_COLORS[lab] for lab in LABELS}
+
+
+def test_labels_outside_the_palette_get_distinct_spare_colours(monkeypatch):
+    import sys
+
+    from emovox.inference.plots import EMOTION_COLORS, SPARE_COLORS, label_colors
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # the palette needs no matplotlib
+    fake = SlowRecognizer()
+    fake.labels = ("happy", "frustrated", "excited")
+    with TestClient(create_app(recognizer=fake, workers=1)) as c:
+        colors = c.get("/v1/model").json()["colors"]
+    assert colors == label_colors(fake.labels)
+    assert colors["happy"] == EMOTION_COLORS["happy"]
+    assert colors["frustrated"] == SPARE_COLORS[0] != colors["excited"] == SPARE_COLORS[1]
+
+
+def test_page_script_has_no_palette_of_its_own():
+    """The page takes its colours from ``/v1/model``: no emotion colour table in the JS."""
+    import re
+
+    from emovox.inference.plots import EMOTION_COLORS
+    from emovox.service.app import STATIC_DIR
+
+    js = (STATIC_DIR / "app.js").read_text(encoding="utf-8")
+    assert set(re.findall(r"#[0-9a-fA-F]{3,8}\b", js)) == {"#888888"}  # the one fallback grey
+    assert not re.search(r"\b(rgba?|hsla?)\(", js)
+    assert [lab for lab in EMOTION_COLORS if lab in js] == []
+    assert "card.colors" in js
 
 
 def test_openapi_documents_the_upload(client):

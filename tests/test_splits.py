@@ -103,3 +103,61 @@ def test_validation_comes_from_training_speakers_only():
     assert len(v.val) > 0
     assert set(v.val) <= set(range(32)) and not set(v.val) & set(v.train)
     assert not {speakers[i] for i in v.val} & {speakers[i] for i in v.train}
+
+
+@st.composite
+def corpora_with_labels(draw):
+    """2-4 corpora, each with its own subset of emotions and a few speakers."""
+    n_corp = draw(st.integers(2, 4))
+    labels, speakers, corpora = [], [], []
+    for c in range(n_corp):
+        emos = draw(st.lists(st.sampled_from(EMOS), min_size=1, max_size=4, unique=True))
+        for s in range(draw(st.integers(1, 3))):
+            for j in range(draw(st.integers(1, 6))):
+                labels.append(emos[j % len(emos)])
+                speakers.append(f"c{c}:{s}")
+                corpora.append(f"c{c}")
+    return labels, speakers, corpora
+
+
+@settings(max_examples=60, deadline=None)
+@given(corpora_with_labels())
+def test_loco_holds_out_each_corpus_whole_and_scores_only_known_emotions(data):
+    labels, speakers, corpora = data
+    y, c = np.array(labels), np.array(corpora)
+    try:
+        split = make_split("loco", labels, speakers, corpora, val_fraction=0.3)
+    except ProtocolError as exc:  # a corpus whose emotions no other corpus has
+        assert "no emotion that the other corpora have" in str(exc)
+        return
+    assert [f.name for f in split.folds] == [f"test={n}" for n in dict.fromkeys(corpora)]
+    for f in split.folds:
+        held = set(c[f.test])
+        assert len(held) == 1
+        (name,) = held
+        fit = np.concatenate([f.train, f.val]).astype(int)
+        assert name not in set(c[fit])  # the held-out corpus is never trained on
+        assert sorted([*f.test, *f.unscored, *fit]) == list(range(len(labels)))
+        assert set(y[f.test]) <= set(y[fit])  # scored: emotions the training side has
+        assert not set(y[f.unscored]) & set(y[fit])  # unscored: emotions it lacks
+    assert split.audit_summary()["shared_speakers"] == 0 and not split.leaky
+
+
+def test_loco_errors_and_held_out_choice():
+    labels = ["happy", "sad", "happy", "sad", "angry", "angry"]
+    speakers = ["a:1", "a:1", "b:1", "b:1", "c:1", "c:1"]
+    corpora = ["a", "a", "b", "b", "c", "c"]
+    s = make_split("loco", labels, speakers, corpora, test_corpora=["b"])
+    assert [f.name for f in s.folds] == ["test=b"] and list(s.folds[0].test) == [2, 3]
+    with pytest.raises(ProtocolError, match="no emotion that the other corpora have"):
+        make_split("loco", labels, speakers, corpora)  # c has only angry
+    with pytest.raises(ProtocolError, match="held-out corpora not in the data: zz"):
+        make_split("loco", labels, speakers, corpora, test_corpora=["zz"])
+    with pytest.raises(ProtocolError, match="at least 2 corpora"):
+        make_split("loco", labels[:2], speakers[:2], corpora[:2])
+    with pytest.raises(ProtocolError, match="--train-corpora is for cross-corpus"):
+        make_split("loco", labels, speakers, corpora, train_corpora=["a"], test_corpora=["b"])
+    with pytest.raises(ProtocolError, match="cross-corpus corpora not in the data: zz"):
+        make_split(
+            "cross-corpus", labels, speakers, corpora, train_corpora=["a"], test_corpora=["zz"]
+        )

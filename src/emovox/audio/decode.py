@@ -1,9 +1,13 @@
 """Decode any audio to 16 kHz mono float32 (the one ``SAMPLE_RATE`` of the package): files,
-bytes (:func:`decode`, :func:`bytes_source`) and numpy arrays (:func:`to_mono_float`,
-:func:`resample`).
+bytes (:func:`decode`, :func:`decode_with_info`, :func:`bytes_source`) and numpy arrays
+(:func:`to_mono_float`, :func:`resample`).
 
-Every failure raises :class:`AudioError` naming the file and the problem, so a caller working
-through thousands of clips can record it and go on.
+Every entry point reads through :func:`open_reader`: nothing that is not a regular file is
+opened (a named pipe would block), libsndfile reads what it knows (WAV, FLAC, Ogg, MP3, AIFF
+...) and PyAV (FFmpeg) what it does not (M4A/AAC, WebM, MP4, WMA, AMR), told the container
+sniffed from the content. Every failure raises :class:`AudioError` naming the file and the
+problem, so a caller working through thousands of clips can record it and go on; a clip that
+decodes with a problem (a file that ends early, damaged MPEG frames) carries warnings.
 """
 
 from __future__ import annotations
@@ -12,17 +16,26 @@ import hashlib
 import io
 import os
 import tempfile
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
-import soundfile as sf
 import soxr
+
+from emovox.audio.files import regular_file_problem
+from emovox.audio.libsndfile import SND_ERRORS, SndReader, clean_reason
+from emovox.audio.sniff import HEAD_BYTES, NEEDS_FFMPEG, is_text, not_audio_reason, sniff
 
 SAMPLE_RATE = 16_000
 
 AudioSource = str | Path | bytes | io.IOBase
+
+#: Frames a reader may fall short of its header by without a warning: 50 ms or 1 %.
+SHORTFALL_SECONDS = 0.05
 
 
 class AudioError(Exception):
@@ -34,6 +47,48 @@ class AudioError(Exception):
         super().__init__(f"{self.source}: {reason}")
 
 
+class AudioTooLong(AudioError):
+    """A clip longer than the limit asked for (``seconds``: its length, or how far decoding
+    went before stopping)."""
+
+    def __init__(self, source: object, seconds: float, limit: float):
+        self.seconds = seconds
+        self.limit = limit
+        super().__init__(source, f"too long: {seconds:.1f} s exceeds the {limit:g} s limit")
+
+
+class AudioWarning(UserWarning):
+    """A clip that decoded with a problem worth knowing (it ends early, damaged frames)."""
+
+
+@dataclass
+class Decoded:
+    """A decoded clip: ``samples`` (mono float32 at ``sample_rate``), the container ``format``
+    (``"WAV"``, ``"MP3"``, ``"MOV"`` ...) and ``warnings``, each naming the problem."""
+
+    samples: np.ndarray
+    sample_rate: int
+    format: str
+    warnings: list[str] = field(default_factory=list)
+
+
+class Reader(Protocol):
+    """An open source read as mono float32 blocks at its own ``samplerate``
+    (:class:`~emovox.audio.libsndfile.SndReader`, :class:`~emovox.audio.ffmpeg.AVReader`)."""
+
+    samplerate: int
+    format: str
+    frames: int | None
+    promised: int | None
+
+    @property
+    def notes(self) -> list[str]: ...
+
+    def read(self, n: int = -1) -> np.ndarray: ...
+
+    def close(self) -> None: ...
+
+
 def source_name(source: object) -> str:
     """How errors name an audio source: its path, ``<bytes>``, or a file object's name."""
     if isinstance(source, (str, Path)):
@@ -43,19 +98,18 @@ def source_name(source: object) -> str:
     return str(getattr(source, "name", "<stream>"))
 
 
-def sound_handle(source: AudioSource) -> object:
-    """What :class:`soundfile.SoundFile` opens for ``source``, after the checks every reader
-    makes (missing file, folder, empty file or bytes); raises :class:`AudioError`."""
+def sound_handle(source: AudioSource) -> str | io.IOBase:
+    """What a reader opens for ``source``, after the checks every reader makes: a path must be
+    a regular file (a named pipe, a device, a broken link are never opened) and not empty;
+    bytes not empty. Raises :class:`AudioError` naming the problem."""
     name = source_name(source)
     if isinstance(source, (str, Path)):
-        p = Path(source)
-        if not p.exists():
-            raise AudioError(name, "file not found")
-        if p.is_dir():
-            raise AudioError(name, "is a folder, not an audio file")
-        if p.stat().st_size == 0:
+        problem = regular_file_problem(source)
+        if problem is not None:
+            raise AudioError(name, problem)
+        if os.path.getsize(source) == 0:
             raise AudioError(name, "empty file (0 bytes)")
-        return str(p)
+        return str(source)
     if isinstance(source, (bytes, bytearray)):
         if not source:
             raise AudioError(name, "empty input (0 bytes)")
@@ -63,36 +117,143 @@ def sound_handle(source: AudioSource) -> object:
     return source
 
 
+def read_head(handle: str | io.IOBase) -> bytes:
+    """The first bytes of an opened source (a seekable file object is put back where it was)."""
+    if isinstance(handle, str):
+        with open(handle, "rb") as fh:
+            return fh.read(HEAD_BYTES)
+    try:
+        if not handle.seekable():
+            return b""
+        pos = handle.tell()
+        head = handle.read(HEAD_BYTES)
+        handle.seek(pos)
+    except (OSError, ValueError, AttributeError):
+        return b""
+    return head if isinstance(head, bytes) else b""
+
+
+def undecodable_reason(kind: str | None, head: bytes, reason: str, what: str = "file") -> str:
+    """Why content that no decoder opened is unusable: not audio at all (text, an image, an
+    unknown format), or audio of a known container that is truncated or corrupt."""
+    if kind is None:
+        return not_audio_reason(head, what)
+    return f"{kind} data not decodable: truncated or corrupt ({reason})"
+
+
+def open_reader(source: AudioSource, name: str | None = None) -> Reader:
+    """Open ``source`` for reading: libsndfile first, PyAV for the containers it does not read.
+    Raises :class:`AudioError` naming the source and the problem; close the reader after use."""
+    name = name or source_name(source)
+    handle = sound_handle(source)
+    head = read_head(handle)
+    kind = sniff(head)
+    start = 0 if isinstance(handle, str) else handle.tell()
+    try:
+        return SndReader(handle, listen=kind == "MP3")
+    except SND_ERRORS as exc:
+        reason = clean_reason(str(exc))
+    if kind in NEEDS_FFMPEG:
+        from emovox.audio.ffmpeg import AVReader, av_reason, pyav_available
+
+        if not pyav_available():
+            raise AudioError(name, f"{kind} audio needs FFmpeg: pip install av")
+        if not isinstance(handle, str):
+            handle.seek(start)
+        try:
+            return AVReader(handle, NEEDS_FFMPEG[kind])
+        except Exception as exc:  # noqa: BLE001 - PyAV raises many kinds (av.error.*, ...)
+            reason = av_reason(exc)
+    what = "file" if isinstance(source, (str, Path)) else "content"
+    raise AudioError(name, undecodable_reason(kind, head, reason, what))
+
+
+def shortfall(reader: Reader, got: int) -> str | None:
+    """The warning for a source that gave fewer frames than its header promised, or None."""
+    want = reader.promised
+    sr = reader.samplerate
+    if not want or want - got <= max(SHORTFALL_SECONDS * sr, 0.01 * want):
+        return None
+    if reader.notes:  # the decoder skipped damaged data: it is not the end that is missing
+        return f"{got / sr:.2f} of {want / sr:.2f} s decoded"
+    return f"file ends early: {got / sr:.2f} of {want / sr:.2f} s read"
+
+
+def read_frames(reader: Reader, name: str, got: int, n: int) -> np.ndarray:
+    """The next ``n`` frames of ``reader`` (-1: all), checked for NaN; :class:`AudioError`
+    naming the source when decoding fails after ``got`` frames."""
+    try:
+        y = reader.read(n)
+    except Exception as exc:  # noqa: BLE001 - each decoder raises its own kinds
+        from emovox.audio.ffmpeg import av_reason
+
+        why = clean_reason(str(exc)) if isinstance(exc, SND_ERRORS) else av_reason(exc)
+        at = f"{got / reader.samplerate:.2f}"
+        if reader.promised:
+            at += f" of {reader.promised / reader.samplerate:.2f}"
+        raise AudioError(
+            name,
+            f"{reader.format} data not decodable: truncated or corrupt (decoding failed after "
+            f"{at} s: {why})",
+        ) from exc
+    if not np.all(np.isfinite(y)):
+        raise AudioError(name, "audio contains NaN or infinite samples")
+    return y
+
+
+def decode_with_info(
+    source: AudioSource,
+    sr: int = SAMPLE_RATE,
+    max_seconds: float | None = None,
+    name: str | None = None,
+) -> Decoded:
+    """Read a file path, bytes or file object (any format, sniffed from content) to mono at
+    ``sr``, with the problems met on the way as ``warnings``. Raises :class:`AudioError`
+    (:class:`AudioTooLong` past ``max_seconds``, checked before decoding when the header
+    tells the length, else as soon as decoding passes it)."""
+    name = name or source_name(source)
+    reader = open_reader(source, name)
+    try:
+        native = reader.samplerate
+        limit = None if max_seconds is None else max_seconds * native
+        if limit is not None and reader.frames and reader.frames > limit:
+            raise AudioTooLong(name, reader.frames / native, limit / native)
+        block = -1 if reader.frames and limit is None else max(1, int(60 * native))
+        parts: list[np.ndarray] = []
+        got = 0
+        while True:
+            y = read_frames(reader, name, got, block)
+            if not len(y):
+                break
+            parts.append(y)
+            got += len(y)
+            if limit is not None and got > limit:
+                raise AudioTooLong(name, got / native, limit / native)
+            if block < 0:
+                break
+        notes = list(reader.notes)
+        short = shortfall(reader, got)
+        fmt = reader.format
+    finally:
+        reader.close()
+    if got == 0:
+        raise AudioError(name, "no audio samples")
+    y = parts[0] if len(parts) == 1 else np.concatenate(parts)
+    y = resample(y, native, name, sr)
+    if short:
+        notes.append(short)
+    return Decoded(np.ascontiguousarray(y, dtype=np.float32), sr, fmt, notes)
+
+
 def decode(
     source: AudioSource, sr: int = SAMPLE_RATE, max_seconds: float | None = None
 ) -> np.ndarray:
-    """Read a file path, bytes or file object in any format libsndfile knows; mono, resampled.
-
-    The container is sniffed from content, so AIFF data named ``.wav`` still decodes.
-    """
-    name = source_name(source)
-    handle = sound_handle(source)
-    try:
-        with sf.SoundFile(handle) as f:
-            native_sr = f.samplerate
-            if max_seconds is not None and f.frames > 0 and f.frames > max_seconds * native_sr:
-                raise AudioError(
-                    name,
-                    f"too long: {f.frames / native_sr:.1f} s exceeds the {max_seconds:g} s limit",
-                )
-            y = f.read(dtype="float32", always_2d=True)
-    except AudioError:
-        raise
-    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-        raise AudioError(name, f"not decodable audio ({exc})") from exc
-    if y.size == 0:
-        raise AudioError(name, "no audio samples")
-    y = y.mean(axis=1) if y.shape[1] > 1 else y[:, 0]
-    if not np.all(np.isfinite(y)):
-        raise AudioError(name, "audio contains NaN or infinite samples")
-    if native_sr != sr:
-        y = resample(y, native_sr, name, sr)
-    return np.ascontiguousarray(y, dtype=np.float32)
+    """The samples of :func:`decode_with_info`; its warnings are issued as
+    :class:`AudioWarning` (``"clip.wav: file ends early: 1.00 of 2.00 s read"``)."""
+    d = decode_with_info(source, sr, max_seconds)
+    for w in d.warnings:
+        warnings.warn(AudioWarning(f"{source_name(source)}: {w}"), stacklevel=2)
+    return d.samples
 
 
 def describe_input(x: object, index: int | None = None) -> str:
@@ -150,29 +311,28 @@ def resample(
 
 @contextmanager
 def bytes_source(data: bytes, name: str = "<bytes>") -> Iterator[bytes | str]:
-    """What :func:`decode` and :class:`soundfile.SoundFile` open for in-memory audio: the
-    bytes themselves when libsndfile reads them from memory, else the path of a temporary
-    file holding them (some decoders need a real file), deleted on exit. :class:`AudioError`
-    (named ``name``) for empty or undecodable data; its reason holds libsndfile's message."""
-    if not data:
-        raise AudioError(name, "empty input (0 bytes)")
+    """What :func:`decode` and :func:`open_reader` open for in-memory audio: the bytes
+    themselves when a decoder reads them from memory, else the path of a temporary file holding
+    them (some libsndfile decoders need a real file), deleted on exit. :class:`AudioError`
+    (named ``name``) for empty, non-audio or undecodable data."""
     try:
-        with sf.SoundFile(io.BytesIO(data)):
-            pass
-    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+        open_reader(data, name).close()
+    except AudioError as exc:
         first = exc
     else:
         yield bytes(data)
         return
+    head = data[:HEAD_BYTES]
+    if sniff(head) is not None or is_text(head):
+        raise first  # a known container that is damaged, or text: a file will not help
     fd, tmp = tempfile.mkstemp(prefix="emovox-", suffix=".audio")
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
         try:
-            with sf.SoundFile(tmp):
-                pass
-        except (sf.LibsndfileError, RuntimeError, TypeError, ValueError):
-            raise AudioError(name, f"not decodable audio ({first})") from first
+            open_reader(tmp, name).close()
+        except AudioError:
+            raise first from None
         yield tmp
     finally:
         Path(tmp).unlink(missing_ok=True)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import fnmatch
 import glob
 import os
 import stat
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 #: File extensions treated as audio (lower case). Files with these names are either turned into
@@ -116,9 +117,69 @@ def iter_audio_files(root: str | Path) -> list[Path]:
 GLOB_CHARS = frozenset("*?[")
 
 
-def expand_inputs(args: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
-    """Files, folders (recursive, audio extensions only) and glob patterns → file paths in
-    order, without duplicates; plus ``(argument, reason)`` for arguments that gave no file."""
+def is_pattern(arg: str) -> bool:
+    """True for an argument that is a glob pattern: it holds ``*``, ``?`` or ``[`` and names
+    nothing that exists (a file may well be called ``take[1].wav``)."""
+    return bool(GLOB_CHARS & set(arg)) and not os.path.lexists(arg)
+
+
+def expand_pattern(pattern: str) -> list[str]:
+    """The audio files a glob pattern names as a path (relative ones from the current folder;
+    ``**`` spans folders; a folder it matches gives its audio files), in sorted order."""
+    hits: list[str] = []
+    for m in sorted(glob.glob(pattern, recursive=True)):
+        if os.path.isdir(m):
+            hits += [str(f) for f in iter_audio_files(m)]
+        elif is_audio(m):
+            hits.append(m)
+    return hits
+
+
+def matches_in_folder(folder: str | Path, pattern: str, files: list[Path]) -> list[Path]:
+    """Those of FILES (audio files under FOLDER, as :func:`iter_audio_files` gives them) that
+    PATTERN picks: by file name when the pattern has no folder separator (``*.flac`` matches
+    at any depth), else by the path inside FOLDER with glob rules (``sub/*.wav``, ``**/a.wav``).
+    Case-sensitive, like the shell."""
+    if "/" not in pattern and os.sep not in pattern:
+        return [f for f in files if fnmatch.fnmatchcase(f.name, pattern)]
+    root = glob.escape(os.path.abspath(folder))
+    hits: set[Path] = set()
+    for m in glob.glob(os.path.join(root, pattern), recursive=True):
+        if os.path.isdir(m):
+            hits.update(iter_audio_files(m))
+        else:
+            hits.add(Path(os.path.abspath(m)))
+    return [f for f in files if f in hits]
+
+
+def input_groups(args: Sequence[str]) -> list[tuple[list[str], list[str]]]:
+    """ARGS cut into ``(names, patterns)`` groups: a run of files and folders, then the run of
+    glob patterns that follows it (either may be empty)."""
+    groups: list[tuple[list[str], list[str]]] = []
+    for a in args:
+        pattern = is_pattern(a)
+        if not groups or (groups[-1][1] and not pattern):
+            groups.append(([], []))
+        groups[-1][1 if pattern else 0].append(a)
+    return groups
+
+
+def expand_inputs(args: Sequence[str]) -> tuple[list[str], list[tuple[str, str]]]:
+    """What a user typed → audio file paths, in order and without duplicates; plus
+    ``(argument, reason)`` for each argument that gave no file. The rules of ``emovox predict``:
+
+    - a file is taken as written, whatever its name (its content decides), and so is a missing
+      one (reading it reports the problem);
+    - a folder gives its audio files, searched recursively;
+    - a glob pattern (``*``, ``?``, ``[``) that follows one or more folders filters the files
+      found in them: it keeps those whose name (``"*.flac"``, at any depth) or whose path
+      inside the folder (``"sub/*.wav"``) matches. It filters the folders named since the
+      previous pattern; patterns in a row add up (``DIR "*.wav" "*.flac"``); files named
+      explicitly are never filtered;
+    - a pattern with no folder before it, or an absolute one, is expanded as a path from the
+      current folder;
+    - a pattern that matches no audio file, or a folder that holds none, is reported.
+    """
     files: list[str] = []
     empty: list[tuple[str, str]] = []
     seen: set[str] = set()
@@ -128,26 +189,38 @@ def expand_inputs(args: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
             seen.add(p)
             files.append(p)
 
-    for a in args:
-        p = Path(a)
-        if p.is_dir():
-            found = iter_audio_files(p)
+    for names, patterns in input_groups(args):
+        folders = [a for a in names if os.path.isdir(a)]
+        filters = [p for p in patterns if folders and not os.path.isabs(p)]
+        matched = dict.fromkeys(filters, 0)
+        for a in names:
+            if a not in folders:
+                add(a)  # a file (any name: the content decides), or a missing one reported later
+                continue
+            found = iter_audio_files(a)
             if not found:
                 empty.append((a, "folder holds no audio files"))
+            if filters:
+                kept: set[Path] = set()
+                for p in filters:
+                    picked = matches_in_folder(a, p, found)
+                    matched[p] += len(picked)
+                    kept.update(picked)
+                found = [f for f in found if f in kept]
             for f in found:  # as the user wrote the folder: relative stays relative
                 add(str(f) if os.path.isabs(a) else os.path.relpath(f))
-        elif p.exists() or not (GLOB_CHARS & set(a)):
-            add(a)  # a file (any name: the content decides), or a missing one reported later
-        else:
-            matches = sorted(glob.glob(a, recursive=True))
-            hits = [
-                str(f)
-                for m in matches
-                for f in (iter_audio_files(m) if Path(m).is_dir() else [Path(m)])
-                if is_audio(f)
-            ]
+        for p, n in matched.items():
+            if not n:
+                why = f"pattern matches no audio file in {', '.join(folders)}"
+                if expand_pattern(p):  # it would name files from the current folder
+                    why += " (to take it from the current folder, put it before the folders)"
+                empty.append((p, why))
+        for p in patterns:
+            if p in matched:
+                continue
+            hits = expand_pattern(p)
             if not hits:
-                empty.append((a, "pattern matches no audio file"))
+                empty.append((p, "pattern matches no audio file"))
             for h in hits:
                 add(h)
     return files, empty

@@ -1,4 +1,5 @@
-"""Streamed decoding: read a file, bytes or stream block by block at 16 kHz (bounded memory).
+"""Streamed decoding: read a file, bytes or stream block by block at 16 kHz (bounded memory),
+through the same readers as :func:`emovox.audio.decode.decode` (libsndfile, else PyAV).
 
 Blocks are resampled with soxr's streaming resampler, so a one-hour file is never held in memory
 and the concatenated blocks equal :func:`emovox.audio.decode.decode` of the same source.
@@ -6,41 +7,63 @@ and the concatenated blocks equal :func:`emovox.audio.decode.decode` of the same
 
 from __future__ import annotations
 
-import re
 import time
+import warnings
 from collections.abc import Iterable, Iterator
 
 import numpy as np
 import soundfile as sf
 import soxr
 
-from emovox.audio.decode import SAMPLE_RATE, AudioError, AudioSource, sound_handle, source_name
+from emovox.audio.decode import (
+    SAMPLE_RATE,
+    AudioError,
+    AudioSource,
+    AudioWarning,
+    open_reader,
+    read_frames,
+    read_head,
+    shortfall,
+    sound_handle,
+    source_name,
+    undecodable_reason,
+)
+from emovox.audio.libsndfile import SND_ERRORS, clean_reason
+from emovox.audio.sniff import sniff
 
-_OPENING = re.compile(r"Error opening (<[^>]*>|'[^']*'|\S+): ")
-
-
-def clean_reason(text: str) -> str:
-    """libsndfile's message without its ``Error opening <object at 0x...>:`` prefix."""
-    return _OPENING.sub("", text)
+__all__ = ["clean_reason", "iter_array", "iter_blocks", "open_sound", "paced", "probe_seconds"]
 
 
 def open_sound(source: AudioSource, name: str | None = None) -> sf.SoundFile:
-    """Open ``source`` for block reading; :class:`AudioError` naming it when undecodable."""
+    """Open ``source`` with libsndfile only (see :func:`emovox.audio.decode.open_reader` for
+    any format); :class:`AudioError` naming it when libsndfile cannot read it."""
     name = name or source_name(source)
+    handle = sound_handle(source)
+    head = read_head(handle)
     try:
-        return sf.SoundFile(sound_handle(source))
-    except AudioError:
-        raise
-    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-        raise AudioError(name, f"not decodable audio ({clean_reason(str(exc))})") from exc
+        return sf.SoundFile(handle)
+    except SND_ERRORS as exc:
+        what = "file" if isinstance(handle, str) else "content"
+        reason = undecodable_reason(sniff(head), head, clean_reason(str(exc)), what)
+        raise AudioError(name, reason) from exc
 
 
 def probe_seconds(source: AudioSource, name: str | None = None) -> float:
-    """Duration in seconds from the header (no decoding); :class:`AudioError` if unreadable."""
-    with open_sound(source, name) as f:
-        if f.samplerate <= 0:
-            raise AudioError(name or source_name(source), "no sample rate in the header")
-        return f.frames / f.samplerate
+    """Duration in seconds from the header (no decoding), or by decoding when the container
+    does not tell it (a WebM from a browser); :class:`AudioError` if unreadable."""
+    name = name or source_name(source)
+    reader = open_reader(source, name)
+    try:
+        if reader.frames:
+            return reader.frames / reader.samplerate
+        got = 0
+        while True:
+            n = len(read_frames(reader, name, got, 60 * reader.samplerate))
+            if not n:
+                return got / reader.samplerate
+            got += n
+    finally:
+        reader.close()
 
 
 def iter_blocks(
@@ -48,15 +71,20 @@ def iter_blocks(
     sr: int = SAMPLE_RATE,
     block_seconds: float = 10.0,
     name: str | None = None,
+    notes: list[str] | None = None,
 ) -> Iterator[np.ndarray]:
-    """Decode to mono float32 at ``sr`` block by block (bounded memory, any length).
+    """Decode to mono float32 at ``sr`` block by block (bounded memory, any length, any
+    format :func:`emovox.audio.decode.open_reader` reads).
 
     The concatenated blocks equal :func:`emovox.audio.decode` of the same source (soxr's
-    streaming resampler gives the one-shot result). Raises :class:`AudioError` naming the source.
+    streaming resampler gives the one-shot result). Raises :class:`AudioError` naming the
+    source. Warnings (a file that ends early ...) are appended to ``notes`` when given, else
+    issued as :class:`~emovox.audio.decode.AudioWarning` at the end.
     """
     name = name or source_name(source)
-    with open_sound(source, name) as f:
-        native = int(f.samplerate)
+    reader = open_reader(source, name)
+    try:
+        native = int(reader.samplerate)
         rs = (
             soxr.ResampleStream(native, sr, 1, dtype="float32", quality="HQ")
             if native != sr
@@ -65,17 +93,9 @@ def iter_blocks(
         block = max(1, int(block_seconds * native))
         got = 0
         while True:
-            try:
-                y = f.read(block, dtype="float32", always_2d=True)
-            except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
-                raise AudioError(
-                    name, f"decoding failed after {got / native:.1f} s ({exc})"
-                ) from exc
+            y = read_frames(reader, name, got, block)
             last = len(y) < block
             got += len(y)
-            y = y.mean(axis=1) if y.shape[1] > 1 else y[:, 0]
-            if not np.all(np.isfinite(y)):
-                raise AudioError(name, "audio contains NaN or infinite samples")
             if rs is not None:
                 y = rs.resample_chunk(y, last=last)
             if len(y):
@@ -84,6 +104,17 @@ def iter_blocks(
                 break
         if got == 0:
             raise AudioError(name, "no audio samples")
+        found = list(reader.notes)
+        short = shortfall(reader, got)
+    finally:
+        reader.close()
+    if short:
+        found.append(short)
+    if notes is not None:
+        notes.extend(found)
+    else:
+        for w in found:
+            warnings.warn(AudioWarning(f"{name}: {w}"), stacklevel=2)
 
 
 def iter_array(y: np.ndarray, block: int = 10 * SAMPLE_RATE) -> Iterator[np.ndarray]:

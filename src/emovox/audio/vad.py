@@ -39,8 +39,12 @@ def silero_model_path() -> Path | None:
 
 
 def silero_available() -> bool:
-    """True when the Silero model and onnxruntime are both installed."""
-    return silero_model_path() is not None and importlib.util.find_spec("onnxruntime") is not None
+    """True when the Silero model and onnxruntime are both installed (False, not an error,
+    when looking them up fails)."""
+    try:
+        return silero_model_path() is not None and bool(importlib.util.find_spec("onnxruntime"))
+    except (ImportError, ValueError):
+        return False
 
 
 class SileroVAD:

@@ -8,11 +8,13 @@ from __future__ import annotations
 import typer
 
 from emovox.cli import corpora, evaluate, model, predict, serve, train
+from emovox.cli.common import APP_EPILOG, EXIT_CODES_HELP
 
 app = typer.Typer(
     help="emovox: speech emotion recognition with honest evaluation.",
     no_args_is_help=True,
     add_completion=False,
+    epilog=APP_EPILOG,
 )
 corpora_app = typer.Typer(help="Find and inspect emotional-speech corpora.", no_args_is_help=True)
 app.add_typer(corpora_app, name="corpora")
@@ -26,8 +28,8 @@ app.command("train")(train.train)
 app.command("build-model")(model.build_model)
 app.command("convert-encoder")(model.convert_encoder)
 app.command("export")(model.export)
-app.command("predict")(predict.predict)
-app.command("listen")(predict.listen)
+app.command("predict", epilog=predict.PREDICT_EPILOG)(predict.predict)
+app.command("listen", epilog=EXIT_CODES_HELP)(predict.listen)
 app.command("demo")(serve.demo)
 app.command("serve")(serve.serve)
 

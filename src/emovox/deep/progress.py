@@ -6,9 +6,12 @@ from typing import Any
 
 
 class TrainingProgress:
-    """A rich progress bar with live loss and val UA (a no-op when disabled)."""
+    """A rich progress bar with live loss and the last epoch's val UA (a no-op when disabled).
 
-    def __init__(self, enabled: bool, epochs: int, n_batches: int) -> None:
+    ``console``: the rich console to draw on (default: the terminal).
+    """
+
+    def __init__(self, enabled: bool, epochs: int, n_batches: int, console: Any = None) -> None:
         self.enabled, self.epochs, self.n_batches = enabled, epochs, n_batches
         self.info = ""
         if not enabled:
@@ -17,11 +20,16 @@ class TrainingProgress:
 
         from emovox.progress import progress_bar
 
-        self.p = progress_bar(True, None, TextColumn("{task.fields[info]}"))
+        self.p = progress_bar(True, console, TextColumn("{task.fields[info]}"))
         self.task = self.p.add_task("train", total=n_batches, info="")
         self.p.start()
         self.loss_sum = 0.0
         self.n = 0
+
+    @property
+    def shown(self) -> str:
+        """The text the bar shows after its counters (loss and val UA)."""
+        return str(self.p.tasks[0].fields["info"]) if self.enabled else ""
 
     def start_epoch(self, epoch: int) -> None:
         """Reset the bar for epoch ``epoch`` (0-based)."""
@@ -36,15 +44,19 @@ class TrainingProgress:
             self.loss_sum += loss
             self.n += 1
             info = f"loss {self.loss_sum / self.n:.3f} {self.info}"
-            self.p.update(self.task, advance=1, info=info)
+            self.p.update(self.task, advance=1, info=info.rstrip())
 
     def epoch_done(self, record: dict[str, Any], state: dict[str, Any]) -> None:
-        """Print the epoch's ``record`` (best val UA from ``state``)."""
+        """Print the finished epoch's ``record`` and show its val UA on the bar at once (with
+        the best so far from ``state``), not only from the next epoch's first step on."""
         if not self.enabled:
             return
         ua = record["val_ua"]
-        best = state["best_ua"]
-        self.info = "" if ua is None else f"| val UA {ua:.3f} (best {best:.3f})"
+        best = state.get("best_ua")
+        self.info = ""
+        if ua is not None:
+            self.info = f"| val UA {ua:.3f}" + ("" if best is None else f" (best {best:.3f})")
+        self.p.update(self.task, info=f"loss {record['train_loss']:.3f} {self.info}".rstrip())
         self.p.console.print(
             f"epoch {record['epoch']}/{self.epochs}  loss {record['train_loss']:.4f}  "
             + ("" if ua is None else f"val loss {record['val_loss']:.4f}  val UA {ua:.3f}  ")

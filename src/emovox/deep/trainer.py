@@ -385,10 +385,10 @@ class Trainer:
                 if cfg.patience and state["bad_epochs"] >= cfg.patience:
                     state["stopped_early"] = True
                 state["finished"] = state["stopped_early"] or state["epoch"] >= cfg.epochs
+                bar.epoch_done(record, state)  # this epoch's val UA, shown before the saving
                 save_checkpoint(run_dir, model, opt, state)
                 atomic_write_text(run_dir / "history.json", json.dumps(state["history"], indent=2))
                 plot_curves(state["history"], run_dir / "curves.png")
-                bar.epoch_done(record, state)
                 if self.on_epoch_end is not None:
                     self.on_epoch_end(record)
         finally:

@@ -1,5 +1,5 @@
 """Reading run configs: the one TOML reader behind both ``emovox evaluate --config`` (the
-classical :func:`emovox.evaluation.experiment.load_experiment_config`) and ``emovox train``
+classical :func:`emovox.evaluation.experiment_config.load_experiment_config`) and ``emovox train``
 (:func:`emovox.evaluation.deep_config.load_config`)."""
 
 from __future__ import annotations

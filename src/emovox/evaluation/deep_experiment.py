@@ -342,6 +342,12 @@ def _run_metrics(
     )
     if cfg.paper_augment_first:
         metrics["copies"] = cfg.copies
+    if cfg.protocol == "loco":
+        from emovox.evaluation.loco import loco_scores
+
+        y = [c.emotion for c in data.clips]
+        corpora = [c.corpus for c in data.clips]
+        metrics["loco"] = loco_scores(run_audit, y, corpora, data.labels, predictions)
     return metrics
 
 

@@ -1,5 +1,10 @@
 """The API behind ``emovox evaluate`` and ``emovox table2``: data → features → folds → scores.
 
+The run's settings live in :mod:`emovox.evaluation.experiment_config` and its data (corpora,
+labels, features) in :mod:`emovox.evaluation.dataset`; this module fits the model on each
+training fold and scores the pooled predictions. The names of those modules are re-exported
+here, so ``from emovox.evaluation.experiment import ...`` gives the whole API.
+
 >>> from emovox.evaluation.experiment import ExperimentConfig, load_dataset, evaluate
 >>> cfg = ExperimentConfig(model="svm", corpora=["ravdess"])
 >>> data = load_dataset(cfg)                 # scan + features (cached)      # doctest: +SKIP
@@ -10,225 +15,65 @@
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from emovox.audio import Preprocess
 from emovox.data import corpora as corpus_loaders
-from emovox.data.labels import LABEL_SETS, label_set
-from emovox.data.manifest import Clip, Manifest
+from emovox.evaluation.dataset import (
+    Dataset,
+    NoCorporaError,
+    excluded_summary,
+    load_dataset,
+    resolve_labels,
+    scan,
+    sequence_stats,
+)
+from emovox.evaluation.experiment_config import (
+    LIST_KEYS,
+    ExperimentConfig,
+    check_config,
+    load_experiment_config,
+)
 from emovox.evaluation.metrics import score
 from emovox.evaluation.reports import write_run
 from emovox.evaluation.splits import Split, make_split
-from emovox.features import FeatureConfig, extract
-from emovox.features.embeddings import (
-    FRAMES,
-    EmbeddingConfig,
-    encoder_names,
-    extract_embeddings,
-    is_embedding_spec,
-    stack_results,
-    top_input_stats,
-)
-from emovox.features.extract import ExtractResult
-from emovox.io import cache_dir, corpora_root
-from emovox.models import SEQUENCE_MODELS, default_param_grid, make_model
+from emovox.features.embeddings import encoder_names
+from emovox.models import FRAME_MODELS, SEQUENCE_MODELS, default_param_grid, make_model
 from emovox.progress import progress_bar
 
-
-class NoCorporaError(RuntimeError):
-    """No known corpus was found under the roots given."""
-
-
-@dataclass
-class ExperimentConfig:
-    """Everything that defines one evaluation run (written to config.json)."""
-
-    model: str = "svm"
-    corpora: list[str] = field(default_factory=list)  # empty: every corpus found
-    roots: list[str] = field(default_factory=lambda: [str(corpora_root())])
-    labels: str = "auto"  # a LABEL_SETS name, a comma list, or auto
-    protocol: str = "speaker-kfold"
-    k: int = 5
-    seed: int = 0
-    test_speakers: list[str] = field(default_factory=list)
-    train_corpora: list[str] = field(default_factory=list)
-    test_corpora: list[str] = field(default_factory=list)
-    features: str = FeatureConfig().groups
-    tune: bool = False
-    params: dict[str, object] = field(default_factory=dict)  # model settings, e.g. {"C": 1e-3}
-    denoise: bool = False  # spectral-gating noise reduction before features
-    train_views: list[str] = field(default_factory=list)  # e.g. ["speed:0.9"]: training rows only
-    adapt: str = "none"  # "speaker" | "corpus": standardise features per group (no labels used)
-    n_jobs: int = -1
-    name: str | None = None
-    out_dir: str = "runs"
-
-    def run_name(self) -> str:
-        corp = "+".join(self.corpora) if self.corpora else "all"
-        return self.name or f"{self.model}-{corp}-{self.protocol}"
-
-
-#: fields that hold lists (a config file may give one string instead)
-LIST_KEYS = ("corpora", "roots", "test_speakers", "train_corpora", "test_corpora", "train_views")
-
-
-def load_experiment_config(path: str | Path, **overrides: object) -> ExperimentConfig:
-    """An :class:`ExperimentConfig` from a TOML file's ``[experiment]`` table (the same field
-    names as the class), with non-None ``overrides`` on top. Unknown sections or keys, and a
-    missing or malformed file, raise :class:`emovox.evaluation.config.ConfigError` (a
-    ``ValueError``)."""
-    from emovox.evaluation.config import ConfigError, read_config
-    from emovox.io import listify
-
-    data = read_config(path)
-    unknown_sections = set(data) - {"experiment"}
-    if unknown_sections:
-        raise ConfigError(
-            f"{path}: unknown section(s) {', '.join(sorted(unknown_sections))}; an evaluation "
-            "config has one [experiment] table"
-        )
-    table = dict(data.get("experiment", {}))
-    known = set(ExperimentConfig.__dataclass_fields__)
-    bad = sorted(set(table) - known)
-    if bad:
-        raise ConfigError(
-            f"{path}: unknown key(s) {', '.join(bad)} in [experiment]; "
-            f"known: {', '.join(sorted(known))}"
-        )
-    table.update({k: v for k, v in overrides.items() if v is not None})
-    listify(table, LIST_KEYS)
-    return ExperimentConfig(**table)
-
-
-@dataclass
-class Dataset:
-    """Clips that decoded, their feature matrix and decoded-audio hashes, plus what was skipped."""
-
-    clips: list[Clip]
-    X: np.ndarray
-    hashes: list[str | None]
-    labels: tuple[str, ...]
-    skipped: list[tuple[str, str]]
-    excluded: dict[str, int]
-    problems: list[tuple[str, str]]
-    #: augmented training views: name -> (features aligned with ``clips``, usable mask)
-    views: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
-
-    @property
-    def y(self) -> np.ndarray:
-        return np.array([c.emotion for c in self.clips], dtype=object)
-
-    def column(self, name: str) -> list:
-        return [getattr(c, name) for c in self.clips]
+__all__ = [
+    "LIST_KEYS",
+    "Dataset",
+    "ExperimentConfig",
+    "NoCorporaError",
+    "Result",
+    "adapt_features",
+    "check_config",
+    "class_probabilities",
+    "evaluate",
+    "excluded_summary",
+    "load_dataset",
+    "load_experiment_config",
+    "model_params",
+    "paper_and_honest",
+    "resolve_labels",
+    "scan",
+    "sequence_stats",
+    "training_rows",
+]
 
 
 @dataclass
 class Result:
+    """One run's pooled metrics, per-clip predictions, the split, and where it was written."""
+
     metrics: dict
     predictions: list[dict]
     split: Split
     run_dir: Path | None = None
-
-
-def scan(cfg: ExperimentConfig) -> Manifest:
-    """Find the corpora under ``cfg.roots`` (only those named in ``cfg.corpora``, if any)."""
-    roots = [Path(r) for r in cfg.roots]
-    missing = [str(r) for r in roots if not r.exists()]
-    manifest = corpus_loaders.scan([r for r in roots if r.exists()], cfg.corpora or None)
-    if not manifest.clips:
-        where = ", ".join(str(r) for r in roots)
-        raise NoCorporaError(
-            f"no known corpus found under {where}"
-            + (f" ({', '.join(missing)} does not exist)" if missing else "")
-            + ". Download RAVDESS, TESS, SAVEE and/or CREMA-D, unpack them into one folder and "
-            "point emovox at it: `export EMOVOX_CORPORA=/path/to/corpora` or pass the folder as "
-            "an argument (see `emovox corpora scan --help`)."
-        )
-    return manifest
-
-
-def resolve_labels(spec: str, manifest: Manifest) -> tuple[str, ...]:
-    """``auto``: every emotion of a single corpus, else the paper's seven."""
-    if spec != "auto":
-        return label_set(spec)
-    corpora = {c.corpus for c in manifest.clips}
-    if len(corpora) == 1:
-        return label_set({c.emotion for c in manifest.clips})
-    return LABEL_SETS["paper7"]
-
-
-def load_dataset(
-    cfg: ExperimentConfig, manifest: Manifest | None = None, progress: bool = True
-) -> Dataset:
-    """Scan, restrict to the label set, and extract (cached) utterance features."""
-    manifest = manifest if manifest is not None else scan(cfg)
-    labels = resolve_labels(cfg.labels, manifest)
-    kept, excluded = manifest.restrict(labels)
-    paths = [c.path for c in kept.clips]
-    sequence = cfg.model in SEQUENCE_MODELS
-    if sequence and not is_embedding_spec(cfg.features):
-        raise ValueError(
-            f"model {cfg.model!r} reads encoder frames: use it with --features whisper:tiny.en "
-            f"(got features {cfg.features!r})"
-        )
-    if cfg.train_views and not is_embedding_spec(cfg.features):
-        raise ValueError(
-            "training views (--train-view) are computed with encoder embeddings: use them with "
-            f"--features whisper:tiny.en (got features {cfg.features!r})"
-        )
-    pre = Preprocess(denoise=cfg.denoise)
-    if is_embedding_spec(cfg.features):
-        encoders = encoder_names(cfg.features)
-        if sequence and len(encoders) > 1:
-            raise ValueError(
-                f"model {cfg.model!r} reads one encoder's frames; {cfg.features!r} names "
-                f"{len(encoders)} (stack encoders with a pooled head such as logreg)"
-            )
-        stats = sequence_stats(cfg) if sequence else EmbeddingConfig().stats
-        embs = [EmbeddingConfig(e, stats=stats) for e in encoders]
-        feats = _stacked_embeddings(paths, embs, pre, progress)
-    else:
-        feats = extract(
-            paths,
-            FeatureConfig(groups=cfg.features),
-            pre,
-            cache_dir=cache_dir() / "features",
-            n_jobs=cfg.n_jobs,
-            progress=progress,
-        )
-    ok = np.flatnonzero(feats.ok)
-    views = {}
-    for view in cfg.train_views:
-        vcfgs = [EmbeddingConfig(e.encoder, stats=e.stats, view=view) for e in embs]
-        vf = _stacked_embeddings([paths[i] for i in ok], vcfgs, pre, progress)
-        X = np.empty(len(ok), dtype=object) if sequence else np.zeros_like(feats.X)
-        X[np.flatnonzero(vf.ok)] = vf.X
-        views[vcfgs[0].view] = (X, vf.ok)
-    return Dataset(
-        clips=[kept.clips[i] for i in ok],
-        X=feats.X,
-        hashes=[feats.hashes[i] for i in ok],
-        labels=labels,
-        skipped=list(feats.errors),
-        excluded=dict(excluded),
-        problems=[(p.path, p.reason) for p in manifest.problems],
-        views=views,
-    )
-
-
-def sequence_stats(cfg: ExperimentConfig) -> tuple[str, ...]:
-    """What a sequence model reads: every layer's frames (``attentive``), or the hidden states
-    entering the top ``blocks`` blocks (``finetune``, ``params["blocks"]``, default 1)."""
-    if cfg.model == "finetune":
-        from emovox.models.finetune import FinetuneHead
-
-        return top_input_stats(int(str(cfg.params.get("blocks", FinetuneHead().blocks))))
-    return FRAMES
 
 
 def model_params(cfg: ExperimentConfig) -> dict[str, object]:
@@ -243,17 +88,6 @@ def model_params(cfg: ExperimentConfig) -> dict[str, object]:
                 f"not {params['encoder']!r}: change --features instead"
             )
     return params
-
-
-def _stacked_embeddings(
-    paths: list[str], embs: list[EmbeddingConfig], pre: Preprocess, progress: bool
-) -> ExtractResult:
-    """Pooled (or frame) embeddings of ``paths`` from each encoder in ``embs``, side by side."""
-    results = [
-        extract_embeddings(paths, e, pre, cache_dir=cache_dir() / "features", progress=progress)
-        for e in embs
-    ]
-    return stack_results(results, [Path(e.encoder).name for e in embs])
 
 
 def training_rows(
@@ -290,7 +124,7 @@ def _fit(cfg: ExperimentConfig, X: np.ndarray, y: np.ndarray, groups: np.ndarray
     model = make_model(cfg.model, seed=cfg.seed, probability=False, **model_params(cfg))
     if not cfg.tune:
         return model.fit(X, y)
-    if cfg.model in SEQUENCE_MODELS:
+    if cfg.model in SEQUENCE_MODELS | FRAME_MODELS:
         raise ValueError(f"--tune has no grid for {cfg.model!r}; run it without --tune")
     from sklearn.model_selection import GridSearchCV, GroupKFold, StratifiedKFold
 
@@ -373,6 +207,7 @@ def evaluate(
     data = adapt_features(data, cfg.adapt)
     y = data.y
     speakers = np.array(data.column("speaker"), dtype=object)
+    corpus_name = corpus_loaders.generic.corpus_name
     split = make_split(
         cfg.protocol,
         y,
@@ -381,8 +216,8 @@ def evaluate(
         k=cfg.k,
         seed=cfg.seed,
         test_speakers=cfg.test_speakers,
-        train_corpora=cfg.train_corpora,
-        test_corpora=cfg.test_corpora,
+        train_corpora=[corpus_name(c) for c in cfg.train_corpora],
+        test_corpora=[corpus_name(c) for c in cfg.test_corpora],
         hashes=data.hashes,
         texts=data.column("text"),
     )
@@ -411,6 +246,11 @@ def evaluate(
         excluded=data.excluded,
         wall_s=round(time.perf_counter() - t0, 2),
     )
+    if cfg.protocol == "loco":
+        from emovox.evaluation.loco import loco_scores
+
+        corpora = data.column("corpus")
+        metrics["loco"] = loco_scores(split, y, corpora, data.labels, predictions)
     result = Result(metrics, predictions, split)
     if write:
         config = asdict(cfg) | {"name": cfg.run_name(), "labels_resolved": list(data.labels)}
@@ -434,8 +274,3 @@ def paper_and_honest(
             res = evaluate(data, sub)
             rows.append(res.metrics | {"run_dir": str(res.run_dir)})
     return rows
-
-
-def excluded_summary(data: Dataset) -> str:
-    c = Counter(data.excluded)
-    return ", ".join(f"{k}: {v}" for k, v in sorted(c.items())) or "none"

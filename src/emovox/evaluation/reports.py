@@ -1,6 +1,7 @@
 """Run folders: config.json, metrics.json, predictions.csv, confusion matrix (PNG + JSON), summary.
 
 Every score written says its protocol; a leaky protocol is marked LEAKY wherever it appears.
+A leave-one-corpus-out run also gets a table of its held-out corpora (UA beside chance).
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ def summary_text(config: dict, metrics: dict) -> str:
     """A short human-readable account of a run."""
     tag = protocol_tag(metrics["protocol"], metrics["leaky"])
     corpora = ", ".join(config.get("corpora", []))
+    loco = metrics.get("loco")
+    pooled = "pooled over the held-out corpora: " if loco else ""
     lines = [
         f"# {config.get('name', 'run')}: {config.get('model')} on {corpora}",
         "",
@@ -64,8 +67,15 @@ def summary_text(config: dict, metrics: dict) -> str:
         f"- labels: {', '.join(metrics['labels'])}",
         f"- clips scored: {metrics['n']} (skipped: {metrics.get('skipped', 0)}, "
         f"excluded by label set: {sum(metrics.get('excluded', {}).values())})",
-        f"- WA {metrics['wa']:.3f} | UA {metrics['ua']:.3f} | macro-F1 {metrics['macro_f1']:.3f}",
+        f"- {pooled}WA {metrics['wa']:.3f} | UA {metrics['ua']:.3f} | "
+        f"macro-F1 {metrics['macro_f1']:.3f}",
         "",
+    ]
+    if loco:
+        from emovox.evaluation.loco import loco_table
+
+        lines += ["## Held-out corpora", "", *loco_table(loco), "", "## Pooled", ""]
+    lines += [
         "| emotion | recall | clips |",
         "|---|---|---|",
     ]

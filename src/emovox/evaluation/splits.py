@@ -2,13 +2,15 @@
 
 Every protocol except ``random`` keeps speakers apart. ``random`` reproduces the paper's split
 (stratified over clips, so one speaker and one sentence sit on both sides) and is marked LEAKY.
+``loco`` holds out each corpus whole in turn; a held-out clip whose emotion no training corpus
+has cannot be predicted, so it is left out of the fold's test side (``Fold.unscored``).
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 from sklearn.model_selection import (
@@ -23,6 +25,7 @@ PROTOCOLS: dict[str, str] = {
     "loso": "leave one speaker out",
     "held-out": "fixed held-out test speakers",
     "cross-corpus": "train on some corpora, test on others",
+    "loco": "leave one corpus out: each corpus held out whole in turn, trained on the others",
     "random": "stratified random folds over clips (LEAKY: speakers and sentences on both sides)",
 }
 LEAKY_PROTOCOLS = frozenset({"random"})
@@ -34,12 +37,15 @@ class ProtocolError(ValueError):
 
 @dataclass(frozen=True)
 class Fold:
-    """Indices into the clip list. ``val`` comes from training speakers only (may be empty)."""
+    """Indices into the clip list. ``val`` comes from training speakers only (may be empty);
+    ``unscored``: held-out clips neither trained on nor tested (``loco``: an emotion the
+    training corpora lack)."""
 
     name: str
     train: np.ndarray
     test: np.ndarray
     val: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
+    unscored: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
 
 
 @dataclass
@@ -128,14 +134,50 @@ def held_out_speakers(speakers: Sequence[str], test_speakers: Sequence[str]) -> 
     return [Fold("held-out", np.flatnonzero(~is_test), np.flatnonzero(is_test))]
 
 
+def _check_corpora(c: np.ndarray, names: Iterable[str], what: str) -> None:
+    missing = sorted(set(names) - set(c))
+    if missing:
+        raise ProtocolError(
+            f"{what} not in the data: {', '.join(missing)} (corpora loaded: "
+            f"{', '.join(dict.fromkeys(c.tolist()))})"
+        )
+
+
 def cross_corpus(corpora: Sequence[str], train: Sequence[str], test: Sequence[str]) -> list[Fold]:
     c = _arr(corpora)
+    _check_corpora(c, [*train, *test], "cross-corpus corpora")
     if set(train) & set(test):
         raise ProtocolError(f"a corpus cannot be on both sides: {sorted(set(train) & set(test))}")
     tr, te = np.flatnonzero(np.isin(c, list(train))), np.flatnonzero(np.isin(c, list(test)))
     if not len(tr) or not len(te):
         raise ProtocolError(f"cross-corpus needs clips on both sides (train={train}, test={test})")
     return [Fold(f"{'+'.join(train)}->{'+'.join(test)}", tr, te)]
+
+
+def leave_one_corpus_out(
+    labels: Sequence[str], corpora: Sequence[str], held_out: Sequence[str] = ()
+) -> list[Fold]:
+    """One fold per corpus (those in ``held_out``, default every corpus, in data order): train
+    on all the other corpora, test on the held-out corpus's clips whose emotion the training
+    side has; its other clips are the fold's ``unscored``."""
+    c, y = _arr(corpora), _arr(labels)
+    names = list(dict.fromkeys(c.tolist()))
+    if len(names) < 2:
+        raise ProtocolError(f"leave-one-corpus-out needs at least 2 corpora, found {names}")
+    _check_corpora(c, held_out, "held-out corpora")
+    folds = []
+    for name in held_out or names:
+        out = c == name
+        known = set(y[~out].tolist())
+        scored = out & np.isin(y, list(known))
+        if not scored.any():
+            raise ProtocolError(
+                f"held-out corpus {name!r} has no emotion that the other corpora have "
+                f"({', '.join(sorted(set(y[out].tolist())))}); nothing could be scored"
+            )
+        tr, te, skip = np.flatnonzero(~out), np.flatnonzero(scored), np.flatnonzero(out & ~scored)
+        folds.append(Fold(f"test={name}", tr, te, unscored=skip))
+    return folds
 
 
 def random_folds(labels: Sequence[str], k: int = 5, seed: int = 0) -> list[Fold]:
@@ -206,12 +248,12 @@ def with_validation(
             val_spk = validation_speakers(spk, _arr(corpora)[train], fraction, [seed, 11])
             if val_spk:
                 is_val = np.array([s in val_spk for s in spk], dtype=bool)
-                return Fold(fold.name, train[~is_val], fold.test, train[is_val])
+                return replace(fold, train=train[~is_val], val=train[is_val])
     rng = np.random.default_rng(seed)
     if leaky:
         perm = rng.permutation(train)
         n_val = max(1, int(round(fraction * len(train))))
-        return Fold(fold.name, np.sort(perm[n_val:]), fold.test, np.sort(perm[:n_val]))
+        return replace(fold, train=np.sort(perm[n_val:]), val=np.sort(perm[:n_val]))
     spk = _arr(speakers)[train]
     uniq = np.array(sorted(set(spk)), dtype=object)
     if len(uniq) < 2:  # a single training speaker: no speaker-disjoint validation is possible
@@ -219,7 +261,7 @@ def with_validation(
     n_val = max(1, int(round(fraction * len(uniq))))
     val_spk = set(rng.permutation(uniq)[:n_val])
     is_val = np.array([s in val_spk for s in spk])
-    return Fold(fold.name, train[~is_val], fold.test, train[is_val])
+    return replace(fold, train=train[~is_val], val=train[is_val])
 
 
 def audit(
@@ -259,7 +301,8 @@ def make_split(
     hashes: Sequence[str | None] | None = None,
     texts: Sequence[str | None] | None = None,
 ) -> Split:
-    """Build the folds of a named protocol and audit each for leakage."""
+    """Build the folds of a named protocol and audit each for leakage. ``loco`` holds out each
+    of ``test_corpora`` (default: every corpus) in turn."""
     if protocol == "speaker-kfold":
         folds = speaker_kfold(labels, speakers, k, seed)
     elif protocol == "loso":
@@ -272,6 +315,16 @@ def make_split(
         if corpora is None or not train_corpora or not test_corpora:
             raise ProtocolError("cross-corpus needs --train-corpora and --test-corpora")
         folds = cross_corpus(corpora, train_corpora, test_corpora)
+    elif protocol == "loco":
+        if corpora is None:
+            raise ProtocolError("leave-one-corpus-out needs the corpus of every clip")
+        if train_corpora:
+            raise ProtocolError(
+                "loco trains on every corpus but the held-out one: use --corpus to choose the "
+                "corpora and --test-corpora to choose which are held out (--train-corpora is "
+                "for cross-corpus)"
+            )
+        folds = leave_one_corpus_out(labels, corpora, test_corpora)
     elif protocol == "random":
         folds = random_folds(labels, k, seed)
     else:

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from emovox.audio import Preprocess
+from emovox.audio.files import regular_file_problem
 from emovox.features.utterance import FeatureConfig
 
 
@@ -35,7 +36,11 @@ class CacheEntry:
 
 
 def file_sha1(path: str | os.PathLike[str]) -> str:
-    """SHA-1 of a file's bytes."""
+    """SHA-1 of a file's bytes; :class:`OSError` for anything that is not a regular file
+    (opening a named pipe would block forever)."""
+    problem = regular_file_problem(path)
+    if problem:
+        raise OSError(f"{path}: {problem}")
     with open(path, "rb") as fh:
         return hashlib.file_digest(fh, "sha1").hexdigest()
 

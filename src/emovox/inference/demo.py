@@ -218,7 +218,7 @@ def run_demo(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     clips = load_clips()
-    preds = predictor.predict_many([c.path for c in clips], on_error="record")
+    preds = predictor.predict_many([c.path for c in clips], errors="return")
     rows = []
     for c, p in zip(clips, preds, strict=True):
         d = p.to_dict() | {"file": c.file, "true": c.label}

@@ -12,20 +12,27 @@ if TYPE_CHECKING:
 
 
 def csv_header(labels: Sequence[str]) -> list[str]:
-    """The columns of :func:`csv_row`: path, label, uncertain, duration, segments, error, and
-    one probability column per label."""
-    return ["path", "label", "uncertain", "duration", "segments", "error", *labels]
+    """The columns of :func:`csv_row`: path, label, uncertain, no_speech, duration, segments,
+    error, warnings, and one probability column per label."""
+    return [
+        "path", "label", "uncertain", "no_speech", "duration", "segments", "error", "warnings",
+        *labels,
+    ]  # fmt: skip
 
 
 def csv_row(p: Prediction, labels: Sequence[str]) -> list[object]:
-    """One CSV row for a prediction; empty cells where a failed input has no value."""
+    """One CSV row for a prediction; empty cells where a failed input has no value. ``no_speech``
+    is 1 when the speech gate refused the input an emotion; ``warnings`` are its decoding
+    warnings, joined by ``"; "``."""
     return [
         p.path,
         p.label or "",
         "" if not p.ok else int(p.uncertain),
+        "" if not p.ok else int(p.no_speech),
         "" if p.duration is None else round(p.duration, 3),
         "" if p.segments is None else len(p.segments),
         p.error or "",
+        "; ".join(p.warnings),
         *[p.probabilities.get(lab, "") for lab in labels],
     ]
 
@@ -46,12 +53,13 @@ def write_timeline(
     p: Prediction, predictor: Recognizer, folder: str | Path, used: set[str]
 ) -> dict[str, Path]:
     """Write a long recording's timeline (``<stem>.timeline.json``, ``.csv`` and ``.png``, the
-    stem from :func:`unique_stem`) into ``folder``; ``p.segments`` must be set."""
+    stem from :func:`unique_stem`) into ``folder``, with the segments the speech gate refused
+    (``gated``) and its detector (``speech_gate``); ``p.segments`` must be set."""
     from emovox.inference.timeline import Timeline
 
     path = p.path or "recording"
     tl = Timeline(
-        predictor.labels, predictor.threshold, p.duration or 0.0, p.segments or [], source=path
-    )
-    tl.vad = predictor.vad.name
+        predictor.labels, predictor.threshold, p.duration or 0.0, p.segments or [], source=path,
+        vad=predictor.vad.name, gated=list(p.gated), speech_gate=p.speech_gate,
+    )  # fmt: skip
     return tl.write(folder, unique_stem(path, used) + ".timeline")

@@ -16,8 +16,13 @@ class TimelineData(Protocol):
     labels: Sequence[str]
     duration: float
     segments: list[dict[str, Any]]
+    threshold: float
+    vad: str
+    source: str | None
 
-#: The fixed plot colour of each known emotion (others get spare ``tab20`` colours).
+
+#: The fixed colour of each known emotion: the one palette of the PNG plots and the web page
+#: (the service sends it in ``GET /v1/model``). Importing it needs no matplotlib.
 EMOTION_COLORS = {
     "neutral": "#9e9e9e",
     "calm": "#80cbc4",
@@ -30,13 +35,33 @@ EMOTION_COLORS = {
     "boredom": "#6d4c41",
 }
 
+#: Colours for labels outside :data:`EMOTION_COLORS`, given in label order (Tableau 10).
+SPARE_COLORS = (
+    "#4e79a7",
+    "#f28e2b",
+    "#59a14f",
+    "#e15759",
+    "#b07aa1",
+    "#76b7b2",
+    "#edc948",
+    "#9c755f",
+    "#ff9da7",
+    "#bab0ac",
+)
+
 
 def label_colors(labels: Sequence[str]) -> dict[str, str]:
-    """A fixed colour per emotion (the same in every plot)."""
-    import matplotlib
-
-    spare = iter(matplotlib.colormaps["tab20"].colors)
-    return {lab: EMOTION_COLORS.get(lab) or matplotlib.colors.to_hex(next(spare)) for lab in labels}
+    """A colour per label: the fixed one of a known emotion, else the next spare colour (the
+    same in every plot and on the page)."""
+    out: dict[str, str] = {}
+    spare = 0
+    for lab in labels:
+        if lab in EMOTION_COLORS:
+            out[lab] = EMOTION_COLORS[lab]
+        else:
+            out[lab] = SPARE_COLORS[spare % len(SPARE_COLORS)]
+            spare += 1
+    return out
 
 
 def timeline_png(tl: TimelineData, title: str | None = None) -> bytes:

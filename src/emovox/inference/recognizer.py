@@ -6,11 +6,18 @@
 >>> p.label, p.probabilities["angry"], p.uncertain
 >>> model.predict(waveform, sr=44100)                     # numpy arrays, resampled to 16 kHz
 >>> model.predict(open("clip.opus", "rb").read())         # raw bytes, format sniffed from content
->>> model.predict_many(["a.wav", "b.flac"], on_error="record")   # one bad file spoils nothing
+>>> model.predict(["a.wav", "b.flac"], errors="return")   # one bad file spoils nothing
 
 Inputs longer than ``long_seconds`` (20 s by default) are split into speech segments
 (:mod:`emovox.inference.timeline`); their :class:`Prediction` has ``segments`` (a timeline) and
 the overall label is the duration-weighted mean of the segments' probabilities.
+
+With ``speech_gate`` on (the default), audio with too little speech in it (noise, music, clicks,
+ambient sound; see :mod:`emovox.audio.speech_gate`) gets no emotion: its :class:`Prediction` has
+``no_speech`` True, ``label`` None and no probabilities. That is an answer, not an error.
+
+Inputs are made ready (decoded, checked, long ones streamed) by :mod:`emovox.inference.inputs`;
+the answer is a :class:`emovox.inference.prediction.Prediction`, exported here too.
 
 ``Predictor``, this class's former name, still works with a :class:`DeprecationWarning`.
 """
@@ -20,75 +27,23 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
-from emovox.audio.decode import (
-    SAMPLE_RATE,
-    AudioError,
-    bytes_source,
-    decode,
-    describe_input,
-    resample,
-    to_mono_float,
-)
+from emovox.audio.decode import SAMPLE_RATE, AudioError, describe_input
 from emovox.audio.preprocess import Preprocess
 from emovox.audio.segment import LONG_SECONDS, SegmenterConfig
-from emovox.audio.stream import clean_reason, iter_array, iter_blocks, probe_seconds
+from emovox.audio.speech_gate import SpeechAmount, SpeechGate
 from emovox.audio.vad import VAD, make_vad
+from emovox.inference.inputs import Input, LongRecording, ShortClip, prepare
+from emovox.inference.prediction import Prediction
 from emovox.inference.timeline import RecognizerLike, Timeline, analyze_chunks
 
-Input = str | os.PathLike | bytes | bytearray | np.ndarray
+__all__ = ["Input", "Prediction", "Recognizer", "load", "load_engine"]
 
-
-@dataclass
-class Prediction:
-    """The emotion of one input. ``error`` is set (and ``label`` None) for a failed input."""
-
-    label: str | None
-    probabilities: dict[str, float]
-    uncertain: bool
-    path: str | None = None
-    duration: float | None = None
-    segments: list[dict[str, Any]] | None = None
-    error: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able: ``path``, ``label``, ``probabilities``, ``uncertain``, ``duration``
-        (+ ``segments`` for long recordings); ``path`` and ``error`` for a failed input."""
-        if self.error is not None:
-            return {"path": self.path, "error": self.error}
-        d: dict[str, Any] = {
-            "path": self.path,
-            "label": self.label,
-            "probabilities": self.probabilities,
-            "uncertain": self.uncertain,
-            "duration": None if self.duration is None else round(self.duration, 3),
-        }
-        if self.segments is not None:
-            d["segments"] = self.segments
-        return d
-
-
-@dataclass
-class _Short:
-    wav: np.ndarray
-    path: str | None
-    name: str
-
-
-@dataclass
-class _Long:
-    source: object  # path str | bytes | 16 kHz array
-    path: str | None
-    name: str
+Errors = Literal["raise", "return"]
 
 
 class Recognizer:
@@ -97,7 +52,8 @@ class Recognizer:
 
     ``engine`` is anything with ``labels``, ``threshold`` and ``predict_proba(wavs)`` (a loaded
     bundle, :class:`emovox.inference.engine.EncoderHead`); ``vad`` is ``"auto"``, ``"silero"``
-    or ``"energy"``.
+    or ``"energy"`` (it also picks the speech gate's detector); ``speech_gate``: refuse an
+    emotion to audio with too little speech (``no_speech`` results; settable later).
     """
 
     def __init__(
@@ -108,8 +64,10 @@ class Recognizer:
         vad: str = "auto",
         segmenter: SegmenterConfig | None = None,
         batch_size: int = 16,
+        speech_gate: bool = True,
     ) -> None:
         self.engine = engine
+        self.speech_gate = speech_gate
         self.long_seconds = long_seconds
         self.vad_kind = vad
         self.segmenter = segmenter or SegmenterConfig()
@@ -117,6 +75,8 @@ class Recognizer:
         pre = getattr(engine, "preprocess_cfg", None)
         self._pre: Preprocess = pre if isinstance(pre, Preprocess) else Preprocess()
         self._vad: VAD | None = None
+        self._gate: SpeechGate | None = None
+        self._transcriber: Any = None
 
     @property
     def recognizer(self) -> RecognizerLike:
@@ -156,99 +116,191 @@ class Recognizer:
     # ---------------------------------------------------------------- public
 
     def predict(
-        self, x: Input | Sequence[Input], sr: int | None = None
+        self,
+        x: Input | Sequence[Input],
+        sr: int | None = None,
+        *,
+        errors: Errors = "raise",
+        transcribe: bool = False,
     ) -> Prediction | list[Prediction]:
-        """One input → :class:`Prediction`; a list → a list (batched). Raises
-        :class:`emovox.audio.AudioError` / ``ValueError`` naming the input on bad input."""
+        """One input → :class:`Prediction`; a list → a list (batched).
+
+        ``errors="raise"`` (the default): bad input raises :class:`emovox.audio.AudioError` /
+        ``ValueError`` naming the input. ``errors="return"``: a failed input gives a
+        :class:`Prediction` with ``error`` set (``ok`` False) and the other inputs go on.
+        Audio with too little speech is not an error: it gives ``no_speech`` True.
+        ``transcribe=True``: also what was said (``text``, English only; each timeline segment's
+        ``text`` for long recordings), by :attr:`transcriber`.
+        """
         if isinstance(x, (list, tuple)):
-            return self.predict_many(x, sr=sr, on_error="raise")
-        return next(self.iter_predict([x], sr=sr, on_error="raise", _single=True))
+            return self.predict_many(x, sr=sr, errors=errors, transcribe=transcribe)
+        it = self.iter_predict([x], sr=sr, errors=errors, transcribe=transcribe, _single=True)
+        return next(it)
 
     def predict_many(
         self,
         inputs: Iterable[Input],
         sr: int | None = None,
-        on_error: Literal["record", "raise"] = "record",
+        errors: Errors = "return",
+        *,
+        on_error: str | None = None,
+        transcribe: bool = False,
     ) -> list[Prediction]:
-        """Predict every input; with ``on_error="record"`` a failed one gives a
-        :class:`Prediction` with ``error`` set and the others go on."""
-        return list(self.iter_predict(inputs, sr=sr, on_error=on_error))
+        """Predict every input; ``errors`` and ``transcribe`` as in :meth:`predict` (here
+        ``errors="return"`` by default). ``on_error`` (``"record"``/``"raise"``) is the former,
+        deprecated name of ``errors``."""
+        it = self.iter_predict(inputs, sr, errors, on_error=on_error, transcribe=transcribe)
+        return list(it)
 
     def iter_predict(
         self,
         inputs: Iterable[Input],
         sr: int | None = None,
-        on_error: Literal["record", "raise"] = "record",
+        errors: Errors = "return",
+        *,
+        on_error: str | None = None,
+        transcribe: bool = False,
         _single: bool = False,
     ) -> Iterator[Prediction]:
         """Like :meth:`predict_many`, yielding each result (in input order) as it is ready."""
-        if on_error not in ("record", "raise"):
-            raise ValueError(f"on_error must be 'record' or 'raise', got {on_error!r}")
+        errors = _errors_mode(errors, on_error)
+        run = self._run_batch
+        if transcribe:
+            self.transcriber  # noqa: B018  (raises now, naming what to install, if it cannot run)
+            run = self._run_batch_transcribed
         batch: list[tuple[int, Any]] = []
         for i, x in enumerate(inputs):
             batch.append((i, x))
             if len(batch) >= self.batch_size:
-                yield from self._run_batch(batch, sr, on_error, _single)
+                yield from run(batch, sr, errors, _single)
                 batch = []
         if batch:
-            yield from self._run_batch(batch, sr, on_error, _single)
+            yield from run(batch, sr, errors, _single)
 
     def timeline(self, x: Input, sr: int | None = None) -> Timeline:
         """The long-recording path for any input, whatever its length."""
         item = self._prepare(x, sr, None, force_long=True)
-        assert isinstance(item, _Long)
+        assert isinstance(item, LongRecording)
         return self._analyze(item)
+
+    @property
+    def transcriber(self) -> Any:
+        """Speech to text for ``transcribe=True``: an :class:`emovox.text.Transcriber` (by
+        default the shared Whisper tiny.en, loaded on first use; settable). Raises
+        :class:`emovox.text.TranscriberUnavailable` when faster-whisper or the model is missing."""
+        if self._transcriber is None:
+            from emovox.text.transcribe import default_transcriber
+
+            self._transcriber = default_transcriber()
+        return self._transcriber
+
+    @transcriber.setter
+    def transcriber(self, value: Any) -> None:
+        self._transcriber = value
 
     # ---------------------------------------------------------------- internals
 
-    def _run_batch(
-        self, batch: list[tuple[int, Any]], sr: int | None, on_error: str, single: bool
+    def _run_batch_transcribed(
+        self, batch: list[tuple[int, Any]], sr: int | None, errors: str, single: bool
     ) -> Iterator[Prediction]:
-        prepared: list[_Short | _Long | Prediction] = []
+        """:meth:`_run_batch` with each answer's text (:func:`emovox.text.annotate`); audio
+        with no speech gets ``""``, and a transcription that fails leaves the emotion and says
+        why in ``text_warning``."""
+        from emovox.text.annotate import annotate
+
+        for (i, x), p in zip(batch, self._run_batch(batch, sr, errors, single), strict=True):
+            if p.no_speech:
+                p.text, p.text_warning = "", "no speech"
+            elif p.ok:
+                name = describe_input(x, None if single else i)
+                try:
+                    annotate(p, x, self.transcriber, sr=sr, name=name)
+                except AudioError as exc:
+                    if errors == "raise":
+                        raise
+                    p.text_warning = f"transcription failed: {exc.reason}"
+            yield p
+
+    def _run_batch(
+        self, batch: list[tuple[int, Any]], sr: int | None, errors: str, single: bool
+    ) -> Iterator[Prediction]:
+        prepared: list[ShortClip | LongRecording | Prediction] = []
         for i, x in batch:
             try:
-                prepared.append(self._prepare(x, sr, None if single else i))
+                prepared.append(self._gated(self._prepare(x, sr, None if single else i)))
             except (AudioError, ValueError, TypeError) as exc:
-                if on_error == "raise":
+                if errors == "raise":
                     raise
                 prepared.append(self._failed(x, exc, None if single else i))
-        shorts = [p for p in prepared if isinstance(p, _Short)]
-        probs = self._proba_short(shorts, on_error)
+        shorts = [p for p in prepared if isinstance(p, ShortClip)]
+        probs = self._proba_short(shorts, errors)
         for (i, x), p in zip(batch, prepared, strict=True):
             if isinstance(p, Prediction):
                 yield p
-            elif isinstance(p, _Short):
+            elif isinstance(p, ShortClip):
                 r = probs[id(p)]
                 if isinstance(r, Exception):
                     yield self._failed(x, r, None if single else i)
                 else:
-                    yield self._make(r, p.path, len(p.wav) / SAMPLE_RATE)
+                    yield _noted(self._make(r, p.path, len(p.wav) / SAMPLE_RATE, p.speech), p)
             else:
                 try:
-                    tl = self._analyze(p)
-                    if not tl.segments:
-                        why = f"no speech detected in {tl.duration:.1f} s"
-                        if tl.skipped:
-                            why = (f"no usable speech in {tl.duration:.1f} s: {len(tl.skipped)} "
-                                   f"segment(s) refused ({tl.skipped[0]['reason']})")  # fmt: skip
-                        raise AudioError(p.name, why)
+                    yield _noted(self._long_prediction(p), p)
                 except (AudioError, ValueError) as exc:
-                    if on_error == "raise":
+                    if errors == "raise":
                         raise
                     yield self._failed(x, exc, None if single else i)
-                    continue
-                ov = tl.overall()
-                yield Prediction(
-                    label=ov["label"],
-                    probabilities=ov["probabilities"],
-                    uncertain=ov["uncertain"],
-                    path=p.path,
-                    duration=tl.duration,
-                    segments=tl.segments,
+
+    def _gated(self, item: ShortClip | LongRecording) -> ShortClip | LongRecording | Prediction:
+        """A short clip with too little speech → its ``no_speech`` :class:`Prediction`."""
+        gate = self.gate
+        if gate is None or not isinstance(item, ShortClip):
+            return item
+        item.speech = amount = gate.measure(item.wav)
+        if amount.passed:
+            return item
+        return _noted(self._no_speech(item.path, len(item.wav) / SAMPLE_RATE, amount.seconds), item)
+
+    def _no_speech(
+        self, path: str | None, duration: float, speech: float | None, segments: list | None = None
+    ) -> Prediction:
+        return Prediction(
+            None, {}, True, path=path, duration=duration, segments=segments, no_speech=True,
+            speech_seconds=speech, speech_gate=self.gate.detector if self.gate else None,
+        )  # fmt: skip
+
+    def _long_prediction(self, item: LongRecording) -> Prediction:
+        """A long recording's timeline as a :class:`Prediction` (``no_speech`` when it has no
+        speech segment; an error when the model refused every segment)."""
+        tl = self._analyze(item)
+        speech = None
+        if tl.speech_gate is not None:
+            speech = round(sum(s["speech"] for s in tl.segments), 3)
+        if not tl.segments:
+            if tl.skipped:
+                raise AudioError(
+                    item.name,
+                    f"no usable speech in {tl.duration:.1f} s: {len(tl.skipped)} segment(s) "
+                    f"refused ({tl.skipped[0]['reason']})",
                 )
+            p = self._no_speech(item.path, tl.duration, speech, [])
+            p.gated = tl.gated
+            return p
+        ov = tl.overall()
+        return Prediction(
+            label=ov["label"],
+            probabilities=ov["probabilities"],
+            uncertain=ov["uncertain"],
+            path=item.path,
+            duration=tl.duration,
+            segments=tl.segments,
+            speech_seconds=speech,
+            speech_gate=tl.speech_gate,
+            gated=tl.gated,
+        )
 
     def _proba_short(
-        self, shorts: list[_Short], on_error: str
+        self, shorts: list[ShortClip], errors: str
     ) -> dict[int, np.ndarray | Exception]:
         out: dict[int, np.ndarray | Exception] = {}
         if not shorts:
@@ -264,11 +316,11 @@ class Recognizer:
             try:
                 out[id(s)] = self._proba([s.wav])[0]
             except AudioError as exc:
-                if on_error == "raise":
+                if errors == "raise":
                     raise AudioError(s.name, exc.reason) from exc
                 out[id(s)] = exc
             except ValueError as exc:
-                if on_error == "raise":
+                if errors == "raise":
                     raise
                 out[id(s)] = exc
         return out
@@ -281,7 +333,9 @@ class Recognizer:
             )
         return P
 
-    def _make(self, p: np.ndarray, path: str | None, duration: float) -> Prediction:
+    def _make(
+        self, p: np.ndarray, path: str | None, duration: float, speech: SpeechAmount | None
+    ) -> Prediction:
         k = int(np.argmax(p))
         return Prediction(
             label=self.labels[k],
@@ -289,6 +343,8 @@ class Recognizer:
             uncertain=bool(p[k] < self.threshold),
             path=path,
             duration=duration,
+            speech_seconds=None if speech is None else speech.seconds,
+            speech_gate=None if speech is None else speech.detector,
         )
 
     def _failed(self, x: object, exc: Exception, index: int | None) -> Prediction:
@@ -302,50 +358,13 @@ class Recognizer:
             msg = f"{name}: {exc}"
         return Prediction(None, {}, False, path=path, error=msg)
 
-    def _check(self, y: np.ndarray, name: str) -> np.ndarray:
-        pre = self._pre
-        if len(y) < pre.min_seconds * SAMPLE_RATE:
-            raise AudioError(
-                name, f"too short: {len(y) / SAMPLE_RATE:.3f} s (< {pre.min_seconds} s)"
-            )
-        if float(np.max(np.abs(y))) <= 10 ** (pre.silence_dbfs / 20):
-            raise AudioError(name, f"silent: peak level below {pre.silence_dbfs:g} dBFS")
-        return y
-
     def _prepare(
         self, x: object, sr: int | None, index: int | None, force_long: bool = False
-    ) -> _Short | _Long:
-        name = describe_input(x, index)
-        if isinstance(x, np.ndarray):
-            if sr is None:
-                raise ValueError(f"{name}: pass sr= (the sample rate) with a numpy array")
-            y = resample(to_mono_float(x, name), int(sr), name)
-            if force_long or len(y) > self.long_seconds * SAMPLE_RATE:
-                return _Long(y, None, name)
-            return _Short(self._check(y, name), None, name)
-        if isinstance(x, (bytes, bytearray)):
-            try:
-                with bytes_source(bytes(x), name) as src:
-                    long = force_long or probe_seconds(src, name) > self.long_seconds
-                    if long and isinstance(src, bytes):
-                        return _Long(src, None, name)  # streamed from memory
-                    y = decode(src)  # a temporary file: decoded before it is deleted
-            except AudioError as exc:
-                raise AudioError(name, clean_reason(exc.reason)) from exc
-            return _Long(y, None, name) if long else _Short(self._check(y, name), None, name)
-        if isinstance(x, (str, os.PathLike)):
-            path = os.fspath(x)
-            try:
-                if force_long or probe_seconds(path) > self.long_seconds:
-                    return _Long(path, path, path)
-                y = decode(path)
-            except AudioError as exc:
-                raise AudioError(path, clean_reason(exc.reason)) from exc
-            return _Short(self._check(y, path), path, path)
-        raise TypeError(
-            f"{name}: cannot predict from a {type(x).__name__}: "
-            "give a path, bytes, or a numpy array with sr="
-        )
+    ) -> ShortClip | LongRecording:
+        return prepare(
+            x, sr, index, long_seconds=self.long_seconds, preprocess=self._pre,
+            force_long=force_long,
+        )  # fmt: skip
 
     @property
     def vad(self) -> VAD:
@@ -354,20 +373,46 @@ class Recognizer:
             self._vad = make_vad(self.vad_kind)
         return self._vad
 
-    def _analyze(self, item: _Long) -> Timeline:
-        src = item.source
-        if isinstance(src, np.ndarray):
-            chunks: Iterable[np.ndarray] = iter_array(src)
-        else:
-            chunks = iter_blocks(src, name=item.name)  # type: ignore[arg-type]
+    @property
+    def gate(self) -> SpeechGate | None:
+        """The speech gate (made on first use, its detector following ``vad``); None when
+        :attr:`speech_gate` is off."""
+        if not self.speech_gate:
+            return None
+        if self._gate is None:
+            self._gate = SpeechGate(self.vad_kind)
+        return self._gate
+
+    def _analyze(self, item: LongRecording) -> Timeline:
         return analyze_chunks(
-            chunks,
+            item.chunks(),
             self.engine,
             vad=self.vad,
             config=self.segmenter,
             batch_size=8,
             source=item.path,
+            gate=self.gate,
         )
+
+
+def _errors_mode(errors: str, on_error: str | None) -> str:
+    """``errors``, or the deprecated ``on_error`` (``"record"`` = ``"return"``) when given."""
+    if on_error is not None:
+        warnings.warn(
+            "on_error= is deprecated: use errors='return' (was 'record') or errors='raise'",
+            DeprecationWarning,
+            stacklevel=4,
+        )
+        errors = {"record": "return"}.get(on_error, on_error)
+    if errors not in ("raise", "return"):
+        raise ValueError(f"errors must be 'raise' or 'return', got {errors!r}")
+    return errors
+
+
+def _noted(p: Prediction, item: ShortClip | LongRecording) -> Prediction:
+    """``p`` with the decoding warnings of the input it answers."""
+    p.warnings = list(item.warnings)
+    return p
 
 
 def load_engine(path: str | Path | None, backend: str) -> RecognizerLike:
@@ -384,13 +429,15 @@ def load(
     *,
     long_seconds: float = LONG_SECONDS,
     vad: str = "auto",
+    speech_gate: bool = True,
 ) -> Recognizer:
     """Load a model folder (``None``: the packaged default model) as a :class:`Recognizer`.
 
     ``backend``: ``"auto"`` (ONNX when onnxruntime is installed), ``"onnx"``, ``"torch"`` or
-    ``"numpy"``.
+    ``"numpy"``. ``speech_gate``: audio with too little speech gets ``no_speech``, not an emotion.
     """
-    return Recognizer(load_engine(path, backend), long_seconds=long_seconds, vad=vad)
+    engine = load_engine(path, backend)
+    return Recognizer(engine, long_seconds=long_seconds, vad=vad, speech_gate=speech_gate)
 
 
 def __getattr__(name: str) -> Any:

@@ -2,8 +2,9 @@
 
 The audio is streamed (:mod:`emovox.audio.stream`), cut into speech segments
 (:mod:`emovox.audio.segment`, with a VAD from :mod:`emovox.audio.vad`), and each segment gets
-the recognizer's probabilities. The timeline writes itself as JSON, CSV and a PNG plot
-(:mod:`emovox.inference.plots`).
+the recognizer's probabilities. With a speech gate (:mod:`emovox.audio.speech_gate`), segments
+with too little speech get none: they are listed in ``gated``. The timeline writes itself as
+JSON, CSV and a PNG plot (:mod:`emovox.inference.plots`).
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ import numpy as np
 
 from emovox.audio.decode import SAMPLE_RATE, AudioError, AudioSource
 from emovox.audio.segment import SegmenterConfig, SpeechSegment, StreamingSegmenter
+from emovox.audio.speech_gate import SpeechGate
 from emovox.audio.stream import iter_array, iter_blocks
 from emovox.audio.vad import VAD, make_vad
 
 
 class RecognizerLike(Protocol):
-    """What the timeline needs from a recognizer (``emovox.inference.engine.EncoderHead`` has it)."""
+    """What the timeline needs from a recognizer (``inference.engine.EncoderHead`` has it)."""
 
     labels: tuple[str, ...]
     sample_rate: int
@@ -35,7 +37,10 @@ class RecognizerLike(Protocol):
 
 @dataclass
 class Timeline:
-    """Emotion over time: one entry per speech segment (seconds, label, probabilities)."""
+    """Emotion over time: one entry per speech segment (seconds, label, probabilities and, with
+    a speech gate, ``speech`` seconds). ``skipped``: segments the model refused; ``gated``:
+    segments the speech gate (detector ``speech_gate``, None when off) found too little speech in.
+    """
 
     labels: tuple[str, ...]
     threshold: float
@@ -43,7 +48,9 @@ class Timeline:
     segments: list[dict[str, Any]] = field(default_factory=list)
     vad: str = ""
     source: str | None = None
-    skipped: list[dict[str, Any]] = field(default_factory=list)  # segments the model refused
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    gated: list[dict[str, Any]] = field(default_factory=list)
+    speech_gate: str | None = None
 
     def overall(self) -> dict[str, Any]:
         """Duration-weighted mean of the segments' probabilities, its label and certainty."""
@@ -77,18 +84,27 @@ class Timeline:
             "overall": self.overall(),
             "segments": self.segments,
             "skipped": self.skipped,
+            "speech_gate": self.speech_gate,
+            "gated": self.gated,
         }
 
     def to_csv(self) -> str:
-        """One CSV row per segment: start, end, label, uncertain, then each probability."""
+        """One CSV row per segment, in time order: start, end, label, uncertain, no_speech,
+        speech (seconds the speech gate measured; empty when it was off), then each
+        probability. A segment the gate refused (``gated``) has ``no_speech`` 1 and no label."""
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
-        w.writerow(["start", "end", "label", "uncertain", *self.labels])
-        for s in self.segments:
-            w.writerow(
-                [s["start"], s["end"], s["label"], int(s["uncertain"])]
-                + [s["probabilities"][lab] for lab in self.labels]
-            )
+        w.writerow(["start", "end", "label", "uncertain", "no_speech", "speech", *self.labels])
+        rows = [
+            [s["start"], s["end"], s["label"], int(s["uncertain"]), 0, s.get("speech", "")]
+            + [s["probabilities"][lab] for lab in self.labels]
+            for s in self.segments
+        ]
+        rows += [
+            [g["start"], g["end"], "", "", 1, g.get("speech", "")] + [""] * len(self.labels)
+            for g in self.gated
+        ]
+        w.writerows(sorted(rows, key=lambda r: (r[0], r[1])))
         return buf.getvalue()
 
     def png(self, title: str | None = None) -> bytes:
@@ -132,11 +148,13 @@ def analyze_chunks(
     batch_size: int = 8,
     on_segment: Callable[[dict[str, Any]], None] | None = None,
     source: str | None = None,
+    gate: SpeechGate | None = None,
 ) -> Timeline:
     """Segment streamed 16 kHz audio and predict an emotion for each segment.
 
     ``on_segment`` is called with each timeline entry as soon as it is known (with
-    ``batch_size=1``, as soon as its segment ends: the live path).
+    ``batch_size=1``, as soon as its segment ends: the live path). ``gate``: segments it refuses
+    get no emotion (they go to ``Timeline.gated``).
     """
     vad = vad or make_vad()
     seg = StreamingSegmenter(vad, config)
@@ -145,6 +163,24 @@ def analyze_chunks(
     pending: list[SpeechSegment] = []
 
     skipped: list[dict[str, Any]] = []
+    gated: list[dict[str, Any]] = []
+    speech: dict[int, float] = {}  # id(segment) -> seconds of speech the gate measured
+
+    def times(s: SpeechSegment) -> dict[str, float]:
+        return {"start": round(s.start / SAMPLE_RATE, 3), "end": round(s.end / SAMPLE_RATE, 3)}
+
+    def speech_only(batch: list[SpeechSegment]) -> list[SpeechSegment]:
+        if gate is None:
+            return batch
+        kept = []
+        for s in batch:
+            amount = gate.measure(s.audio)
+            if amount.passed:
+                speech[id(s)] = amount.seconds
+                kept.append(s)
+            else:
+                gated.append(times(s) | {"speech": amount.seconds, "reason": amount.reason()})
+        return kept
 
     def proba(batch: list[SpeechSegment]) -> np.ndarray:
         probs = np.asarray(recognizer.predict_proba([s.audio for s in batch]), dtype=np.float64)
@@ -155,6 +191,7 @@ def analyze_chunks(
         return probs
 
     def classify(batch: list[SpeechSegment]) -> None:
+        batch = speech_only(batch)
         if not batch:
             return
         try:
@@ -166,13 +203,12 @@ def analyze_chunks(
                     rows.append(proba([s])[0])
                     kept.append(s)
                 except AudioError as exc:
-                    start, end = s.start / SAMPLE_RATE, s.end / SAMPLE_RATE
-                    skipped.append(
-                        {"start": round(start, 3), "end": round(end, 3), "reason": exc.reason}
-                    )
+                    skipped.append(times(s) | {"reason": exc.reason})
             batch, probs = kept, np.array(rows)
         for s, p in zip(batch, probs, strict=True):
             e = segment_entry(s, p, labels, float(recognizer.threshold))
+            if gate is not None:
+                e["speech"] = speech[id(s)]
             entries.append(e)
             if on_segment is not None:
                 on_segment(e)
@@ -192,6 +228,8 @@ def analyze_chunks(
         vad=vad.name,
         source=source,
         skipped=skipped,
+        gated=gated,
+        speech_gate=None if gate is None else gate.detector,
     )
 
 
@@ -203,6 +241,7 @@ def analyze(
     config: SegmenterConfig | None = None,
     batch_size: int = 8,
     on_segment: Callable[[dict[str, Any]], None] | None = None,
+    gate: SpeechGate | None = None,
 ) -> Timeline:
     """A file, bytes or 16 kHz mono array → :class:`Timeline` (files decoded block by block)."""
     if isinstance(source, np.ndarray):
@@ -219,4 +258,5 @@ def analyze(
         batch_size=batch_size,
         on_segment=on_segment,
         source=name,
+        gate=gate,
     )

@@ -1,7 +1,8 @@
 """Classical classifiers (the paper's Table 2: KNN, LDA, SVM, RDA) plus a per-class GMM and a
 logistic regression (the head for frozen encoder embeddings), the attentive head over
-encoder frames (:mod:`emovox.models.attentive`) and fine-tuning of the encoder's top blocks
-(:mod:`emovox.models.finetune`); :func:`make_model` builds any of them.
+encoder frames (:mod:`emovox.models.attentive`), fine-tuning of the encoder's top blocks
+(:mod:`emovox.models.finetune`) and one HMM per class over hand-made frame features
+(:mod:`emovox.models.hmm`); :func:`make_model` builds any of them.
 
 Modules: :mod:`.registry` (models by name, pipelines, grids), :mod:`.rda` and :mod:`.gmm`
 (generative classifiers on :mod:`.bayes`), :mod:`.sequences` and :mod:`.torch_utils` (shared
@@ -15,6 +16,7 @@ from emovox.models.rda import RDA
 from emovox.models.registry import (
     CLASSICAL,
     CLF_STEP,
+    FRAME_MODELS,
     SCALER_STEP,
     SEQUENCE_MODELS,
     default_param_grid,
@@ -25,6 +27,7 @@ from emovox.models.registry import (
 __all__ = [
     "CLASSICAL",
     "CLF_STEP",
+    "FRAME_MODELS",
     "SCALER_STEP",
     "RDA",
     "GaussianMixtureClassifier",

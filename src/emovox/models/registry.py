@@ -28,6 +28,7 @@ from emovox.models.rda import RDA
 __all__ = [
     "CLASSICAL",
     "CLF_STEP",
+    "FRAME_MODELS",
     "SCALER_STEP",
     "SEQUENCE_MODELS",
     "default_param_grid",
@@ -40,6 +41,10 @@ CLASSICAL: frozenset[str] = frozenset({"knn", "lda", "svm", "rda", "gmm", "logre
 
 #: Models that take frame sequences ``(n_layers, T, D)`` per clip instead of one vector.
 SEQUENCE_MODELS: frozenset[str] = frozenset({"attentive", "finetune"})
+
+#: Models that take hand-made frame features, one ``(T, d)`` matrix per clip
+#: (:func:`emovox.features.frames.frame_features`), and standardise them themselves.
+FRAME_MODELS: frozenset[str] = frozenset({"hmm"})
 
 #: Step names of the pipeline built by :func:`make_classical`.
 SCALER_STEP = "scale"
@@ -58,10 +63,16 @@ def _check_name(name: str, known: frozenset[str] = CLASSICAL) -> str:
 
 def make_model(name: str, seed: int = 0, probability: bool = True, **params: Any) -> Any:
     """Any evaluable model by its CLI name: a :func:`make_classical` pipeline, the
-    :class:`~emovox.models.attentive.AttentiveHead` for ``"attentive"`` (frame input), or the
+    :class:`~emovox.models.attentive.AttentiveHead` for ``"attentive"`` (frame input), the
     :class:`~emovox.models.finetune.FinetuneHead` for ``"finetune"`` (the hidden states
-    entering the encoder's top blocks; ``params`` name the ``encoder`` and the ``blocks``)."""
-    key = _check_name(name, CLASSICAL | SEQUENCE_MODELS)
+    entering the encoder's top blocks; ``params`` name the ``encoder`` and the ``blocks``), or
+    the :class:`~emovox.models.hmm.HMMClassifier` for ``"hmm"`` (hand-made frame features;
+    no pipeline: it standardises the training frames itself)."""
+    key = _check_name(name, CLASSICAL | SEQUENCE_MODELS | FRAME_MODELS)
+    if key == "hmm":
+        from emovox.models.hmm import HMMClassifier
+
+        return HMMClassifier(random_state=seed).set_params(**params)
     if key == "finetune":
         from emovox.models.finetune import FinetuneHead
 

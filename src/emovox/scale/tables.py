@@ -29,7 +29,7 @@ def prediction_rows(p: Any, shown: str, labels: Sequence[str]) -> list[dict[str,
             "path": shown, "scope": scope, "segment": seg, "start": float(start),
             "end": float(end), "duration": dur, "label": d["label"],
         }  # fmt: skip
-        r.update({f"p_{lab}": float(d["probabilities"][lab]) for lab in labels})
+        r.update({f"p_{lab}": d["probabilities"].get(lab) for lab in labels})  # none: no_speech
         r["uncertain"] = bool(d["uncertain"])
         return r
 

@@ -94,12 +94,12 @@ class PredictWorker:
         """Predict a batch; a batch that raises is retried file by file."""
         real = [r for _, r in items]
         try:
-            preds = self.pred.predict_many(real, on_error="record")
+            preds = self.pred.predict_many(real, errors="return")
         except Exception:  # noqa: BLE001 - isolate the file that broke the batch
             preds = []
             for r in real:
                 try:
-                    preds.extend(self.pred.predict_many([r], on_error="record"))
+                    preds.extend(self.pred.predict_many([r], errors="return"))
                 except Exception as exc:  # noqa: BLE001 - one file's problem, recorded
                     preds.append(failed_prediction(r, f"{type(exc).__name__}: {exc}"))
         rows: list[dict[str, Any]] = []

@@ -38,6 +38,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from emovox import __version__
 from emovox.audio import SAMPLE_RATE, AudioError
 from emovox.audio.segment import LONG_SECONDS
+from emovox.inference.plots import label_colors
 from emovox.inference.recognizer import Recognizer
 from emovox.inference.timeline import RecognizerLike
 from emovox.service.inputs import ServiceError, Upload, open_audio, read_upload
@@ -80,17 +81,25 @@ class SegmentOut(BaseModel):
     label: str
     probabilities: dict[str, float]
     uncertain: bool
+    speech: float | None = None  # seconds of speech the speech gate measured
+    text: str | None = None  # what was said in the segment (?transcribe=true)
 
 
 class PredictionOut(BaseModel):
-    label: str
-    probabilities: dict[str, float]
+    label: str | None  # None when no_speech
+    probabilities: dict[str, float]  # empty when no_speech
     uncertain: bool
     duration: float
     threshold: float
     format: str
+    no_speech: bool = False  # too little speech for an emotion (noise, music, ...)
+    speech_seconds: float | None = None
+    speech_gate: str | None = None  # the gate's detector (silero, energy); None: gate off
     filename: str | None = None
     segments: list[SegmentOut] | None = None
+    text: str | None = None  # what was said (?transcribe=true; English only)
+    text_warning: str | None = None  # e.g. probably not English
+    warnings: list[str] = []  # decoding problems: "file ends early: 1.42 of 2.37 s read", ...
 
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -100,9 +109,20 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"model": ErrorOut, "description": "corrupt or truncated audio; silent or too short"},
     408: {"model": ErrorOut, "description": "the upload took longer than the read timeout"},
     503: {"model": ErrorOut, "description": "too many requests in the server at once"},
+    501: {"model": ErrorOut, "description": "transcribe=true but speech to text is not installed"},
 }
 
 _BODY = {
+    "parameters": [
+        {
+            "name": "transcribe",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "boolean", "default": False},
+            "description": "Also what was said (English, Whisper tiny.en): `text`, and each "
+            "segment's `text`.",
+        }
+    ],
     "requestBody": {
         "required": True,
         "content": {
@@ -115,7 +135,7 @@ _BODY = {
             },
             "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
         },
-    }
+    },
 }
 
 
@@ -136,6 +156,7 @@ class Service:
         read_timeout: float = DEFAULT_READ_TIMEOUT,
         long_seconds: float = LONG_SECONDS,
         vad: str = "auto",
+        speech_gate: bool = True,
     ) -> None:
         if max_bytes <= 0 or max_seconds <= 0:
             raise ValueError("max_bytes and max_seconds must be positive")
@@ -150,7 +171,9 @@ class Service:
         # a Recognizer keeps a stateful speech detector: one per thread, the model is shared
         self._pool: queue.Queue[Recognizer] = queue.Queue()
         for _ in range(self.workers):
-            self._pool.put(Recognizer(recognizer, long_seconds=long_seconds, vad=vad))
+            self._pool.put(
+                Recognizer(recognizer, long_seconds=long_seconds, vad=vad, speech_gate=speech_gate)
+            )
         self._limiter: anyio.CapacityLimiter | None = None
         self.pending = 0  # requests being read, waiting or running (event-loop thread only)
         self.served = 0
@@ -176,6 +199,7 @@ class Service:
                 503, "busy", f"the server is handling {self.pending} requests; try again shortly",
                 headers={"Retry-After": "1"},
             )  # fmt: skip
+        transcribe = query_flag(request.query_params.get("transcribe"), "transcribe")
         self.pending += 1
         try:
             try:
@@ -187,21 +211,25 @@ class Service:
                 ) from None
             except ClientDisconnect:
                 raise ServiceError(400, "disconnected", "the client went away") from None
-            out = await anyio.to_thread.run_sync(self._run, upload, limiter=self.limiter)
+            out = await anyio.to_thread.run_sync(
+                self._run, upload, transcribe, limiter=self.limiter
+            )
             self.served += 1
             return out
         finally:
             self.pending -= 1
 
-    def _run(self, upload: Upload) -> dict[str, Any]:
+    def _run(self, upload: Upload, transcribe: bool = False) -> dict[str, Any]:
         audio = open_audio(upload.data, self.max_seconds)
         predictor = self._pool.get()
         try:
             sr = SAMPLE_RATE if isinstance(audio.source, np.ndarray) else None
-            p = predictor.predict(audio.source, sr=sr)
+            p = predictor.predict(audio.source, sr=sr, transcribe=transcribe)
         except AudioError as exc:  # decodes badly past the header, or silent / too short
             code = "corrupt_audio" if "not decodable" in exc.reason else "unusable_audio"
             raise ServiceError(422, code, exc.reason) from None
+        except ImportError as exc:  # transcribe=true without faster-whisper or the model
+            raise ServiceError(501, "transcription_unavailable", str(exc)) from None
         finally:
             self._pool.put(predictor)
         assert not isinstance(p, list)
@@ -212,10 +240,16 @@ class Service:
             "duration": round(p.duration if p.duration is not None else audio.duration, 3),
             "threshold": float(self.recognizer.threshold),
             "format": audio.format,
+            "no_speech": p.no_speech,
+            "speech_seconds": p.speech_seconds,
+            "speech_gate": p.speech_gate,
             "filename": upload.filename,
+            "warnings": list(dict.fromkeys(audio.warnings + p.warnings)),  # once each, in order
         }
         if p.segments is not None:
             out["segments"] = p.segments
+        if transcribe:
+            out["text"], out["text_warning"] = p.text, p.text_warning
         return out
 
     def health(self) -> dict[str, Any]:
@@ -264,6 +298,17 @@ class _SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+def query_flag(value: str | None, name: str) -> bool:
+    """A true/false query parameter (``1``/``0``, ``yes``/``no``, ``on``/``off`` too);
+    absent is false. A 400 error otherwise."""
+    v = (value or "false").strip().lower()
+    if v in ("1", "true", "yes", "on"):
+        return True
+    if v in ("0", "false", "no", "off", ""):
+        return False
+    raise ServiceError(400, "invalid_request", f"{name} must be true or false, not {value!r}")
+
+
 def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Any:
     body = {"error": {"code": code, "message": message}}
     return JSONResponse(body, status_code=status, headers=headers)
@@ -284,13 +329,15 @@ def create_app(
     vad: str = "auto",
     long_seconds: float = LONG_SECONDS,
     recognizer: RecognizerLike | None = None,
+    speech_gate: bool = True,
 ) -> FastAPI:
     """The FastAPI app serving a model folder (``None``: the packaged default model).
 
     ``max_bytes``: largest upload; ``max_seconds``: longest recording; ``workers``: inference
     threads (default :func:`default_workers`); ``max_pending``: requests in the server at once
-    before it answers 503; ``read_timeout``: seconds an upload may take to arrive (else 408).
-    ``recognizer`` replaces loading a model (tests).
+    before it answers 503; ``read_timeout``: seconds an upload may take to arrive (else 408);
+    ``speech_gate``: audio with too little speech gets ``no_speech`` (label null), not an
+    emotion. ``recognizer`` replaces loading a model (tests).
     """
     if recognizer is None:
         from emovox.inference.engine import load_bundle
@@ -307,6 +354,7 @@ def create_app(
         read_timeout=read_timeout,
         long_seconds=long_seconds,
         vad=vad,
+        speech_gate=speech_gate,
     )
     name = svc.card.get("name") or "model"
     app = FastAPI(
@@ -346,7 +394,11 @@ def create_app(
     async def predict(request: Request) -> JSONResponse:
         """Upload audio as the multipart field ``file`` or as the raw request body (any content
         type; the format is sniffed from content). Recordings longer than the long-recording
-        threshold (20 s) also get ``segments``: one emotion per speech segment."""
+        threshold (20 s) also get ``segments``: one emotion per speech segment. Audio with too
+        little speech (noise, music, clicks) is answered 200 with ``no_speech`` true and
+        ``label`` null. ``warnings`` lists decoding problems the audio was analysed despite (a
+        file that ends early, a damaged MP3 frame). ``?transcribe=true``: also what was said
+        (``text``, English only, and each segment's ``text``)."""
         return JSONResponse(await svc.predict(request))
 
     @app.get("/v1/health", summary="Liveness and load")
@@ -359,6 +411,7 @@ def create_app(
         card.setdefault("labels", svc.labels)
         card.setdefault("threshold", float(recognizer.threshold))
         card.setdefault("backend", getattr(recognizer, "backend", None))
+        card["colors"] = label_colors(svc.labels)  # the PNG plots' palette, for the page
         return card
 
     @app.get("/", include_in_schema=False)

@@ -1,5 +1,6 @@
 """Uploads for the web service: read a request body under a size limit, take the audio out of a
-multipart form in memory, sniff the format from content and check the duration before decoding.
+multipart form in memory, check it through :mod:`emovox.audio.decode` (format sniffed from the
+content, duration checked before decoding) and map its problems to HTTP errors.
 
 Nothing here touches the disk: the body is counted as it arrives (an oversized upload is refused
 before it has all been read), multipart forms are parsed from memory with python-multipart's
@@ -9,16 +10,25 @@ opened from :class:`io.BytesIO`.
 
 from __future__ import annotations
 
-import io
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import soundfile as sf
 
-from emovox.audio import SAMPLE_RATE
-from emovox.audio.stream import clean_reason
+from emovox.audio.decode import (
+    SAMPLE_RATE,
+    AudioError,
+    AudioTooLong,
+    decode_with_info,
+    open_reader,
+)
+from emovox.audio.ffmpeg import pyav_available
+from emovox.audio.libsndfile import SndReader
+from emovox.audio.sniff import HEAD_BYTES, NEEDS_FFMPEG, sniff
+
+__all__ = ["NEEDS_FFMPEG", "Audio", "ServiceError", "Upload", "open_audio", "pyav_available",
+           "read_upload", "sniff"]  # fmt: skip
 
 #: Room allowed for the multipart envelope (boundaries, part headers, small form fields).
 MULTIPART_OVERHEAD = 64 * 1024
@@ -51,11 +61,13 @@ class Upload:
 
 @dataclass
 class Audio:
-    """Audio ready for the predictor: bytes libsndfile reads, or a 16 kHz waveform."""
+    """Audio ready for the predictor: bytes libsndfile reads, or a 16 kHz waveform (with the
+    ``warnings`` its decoding gave: a file that ends early ...)."""
 
     source: bytes | np.ndarray
     duration: float
     format: str
+    warnings: list[str] = field(default_factory=list)
 
 
 def _mb(n: int) -> str:
@@ -192,91 +204,55 @@ async def _read_multipart(
     return Upload(bytes(chosen["data"]), chosen["filename"], chosen["type"])
 
 
-# ------------------------------------------------------------------------------ format sniffing
+# ------------------------------------------------------------------------------ audio checks
 
-#: (offset, magic bytes, name) of audio containers, to tell corrupt audio from non-audio.
-_SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
-    (0, b"RIFF", "WAV"),
-    (0, b"RIFX", "WAV"),
-    (0, b"RF64", "WAV"),
-    (0, b"BW64", "WAV"),
-    (0, b"fLaC", "FLAC"),
-    (0, b"OggS", "Ogg"),
-    (0, b"FORM", "AIFF"),
-    (0, b"ID3", "MP3"),
-    (0, b"caff", "CAF"),
-    (0, b".snd", "AU"),
-    (0, b"#!AMR", "AMR"),
-    (0, b"\x1a\x45\xdf\xa3", "WebM/Matroska"),
-    (4, b"ftyp", "MP4/M4A"),
-    (0, b"\x30\x26\xb2\x75", "WMA/ASF"),
-)
-#: Containers libsndfile does not read, with the FFmpeg demuxer PyAV opens them with (only
-#: these: FFmpeg never probes unknown content, so playlist-style demuxers that fetch other files
-#: or URLs are never reached).
-NEEDS_FFMPEG = {"WebM/Matroska": "matroska", "MP4/M4A": "mp4", "WMA/ASF": "asf", "AMR": "amr",
-                "AAC": "aac"}  # fmt: skip
-
-
-def sniff(data: bytes) -> str | None:
-    """The container named by the first bytes, or None when they look like no audio format."""
-    for offset, magic, name in _SIGNATURES:
-        if data[offset : offset + len(magic)] == magic:
-            return name
-    if len(data) >= 2 and data[0] == 0xFF and (data[1] & 0xE0) == 0xE0 and (data[1] & 0x06):
-        return "MP3"  # an MPEG audio frame header (layer bits set)
-    if len(data) >= 2 and data[0] == 0xFF and (data[1] & 0xF6) == 0xF0:
-        return "AAC"  # ADTS
-    return None
-
-
-def pyav_available() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("av") is not None
+#: The formats the errors suggest.
+_SEND = "send WAV, FLAC, Ogg (Vorbis/Opus), MP3, AIFF, M4A/AAC or WebM"
 
 
 def open_audio(data: bytes, max_seconds: float) -> Audio:
-    """Check uploaded bytes and make them ready for the predictor (runs in a worker thread).
+    """Check uploaded bytes and make them ready for the predictor (runs in a worker thread),
+    through the package's one decoding path (:func:`emovox.audio.decode.open_reader`).
 
-    libsndfile reads the header from memory first (WAV, FLAC, Ogg Vorbis/Opus, AIFF, MP3, ...):
-    the duration is known before anything is decoded. Other containers (WebM, MP4) are decoded
-    with PyAV when installed, stopping as soon as they pass ``max_seconds``. Raises
-    :class:`ServiceError`: 413 too long, 415 not audio, 422 corrupt or empty audio.
+    What libsndfile reads (WAV, FLAC, Ogg Vorbis/Opus, AIFF, MP3, ...) is checked from its
+    header, so the duration is known before anything is decoded, and left as bytes for the
+    predictor; other containers (M4A/AAC, WebM, MP4 ...) are decoded here with PyAV, stopping
+    as soon as they pass ``max_seconds``. Raises :class:`ServiceError`: 413 too long, 415 not
+    audio, 422 corrupt or empty audio.
     """
-    kind = sniff(data)
+    kind = sniff(data[:HEAD_BYTES])
+    if kind in NEEDS_FFMPEG and not pyav_available():
+        raise ServiceError(
+            415, "unsupported_format", f"{kind} audio needs FFmpeg on the server "
+            "(pip install av); send WAV, FLAC, Ogg (Vorbis/Opus), MP3 or AIFF instead",
+        )  # fmt: skip
     try:
-        info = sf.info(io.BytesIO(data))
-    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-        reason = clean_reason(str(exc))
+        reader = open_reader(data, "<upload>")
+    except AudioError as exc:
         if kind is None:
+            raise ServiceError(415, "not_audio", f"{exc.reason}; {_SEND}") from None
+        raise ServiceError(422, "corrupt_audio", exc.reason) from None
+    try:
+        fmt, frames, rate = reader.format, reader.frames, reader.samplerate
+        pyav = not isinstance(reader, SndReader)
+    finally:
+        reader.close()
+    if not pyav:
+        if rate <= 0 or not frames:
             raise ServiceError(
-                415, "not_audio", "not a recognised audio format (the content is checked, not "
-                "the file name); send WAV, FLAC, Ogg (Vorbis/Opus), MP3 or AIFF",
-            ) from None  # fmt: skip
-        if kind in NEEDS_FFMPEG:
-            if not pyav_available():
-                raise ServiceError(
-                    415, "unsupported_format", f"{kind} audio needs FFmpeg on the server "
-                    "(pip install av); send WAV, FLAC, Ogg (Vorbis/Opus), MP3 or AIFF instead",
-                ) from None  # fmt: skip
-            try:
-                return _decode_pyav(data, NEEDS_FFMPEG[kind], max_seconds)
-            except ServiceError:
-                raise
-            except Exception as av_exc:  # PyAV raises many kinds (av.error.*, ValueError, ...)
-                reason = str(av_exc)
-        raise ServiceError(
-            422, "corrupt_audio", f"{kind} data that cannot be decoded: truncated or corrupt "
-            f"({reason})",
-        ) from None  # fmt: skip
-    if info.samplerate <= 0 or info.frames <= 0:
-        raise ServiceError(
-            422, "corrupt_audio", f"{info.format} audio without samples: truncated or empty"
-        )
-    duration = info.frames / info.samplerate
-    _check_duration(duration, max_seconds)
-    return Audio(data, duration, str(info.format))
+                422, "corrupt_audio", f"{fmt} audio without samples: truncated or empty"
+            )
+        _check_duration(frames / rate, max_seconds)
+        return Audio(data, frames / rate, fmt)
+    try:
+        decoded = decode_with_info(data, max_seconds=max_seconds, name="<upload>")
+    except AudioTooLong as exc:
+        _check_duration(exc.seconds, max_seconds)
+        raise  # not reached: _check_duration raised
+    except AudioError as exc:
+        raise ServiceError(422, "corrupt_audio", exc.reason) from None
+    y = decoded.samples
+    return Audio(y, len(y) / SAMPLE_RATE, decoded.format, decoded.warnings)
 
 
 def _check_duration(seconds: float, max_seconds: float) -> None:
@@ -286,31 +262,3 @@ def _check_duration(seconds: float, max_seconds: float) -> None:
             f"recording too long: {seconds:.1f} s exceeds the {max_seconds:g} s limit of this "
             "server",
         )  # fmt: skip
-
-
-def _decode_pyav(data: bytes, demuxer: str, max_seconds: float) -> Audio:
-    """Decode audio in the container ``demuxer`` from memory to 16 kHz mono with PyAV (FFmpeg),
-    stopping as soon as it passes ``max_seconds``."""
-    import av
-
-    parts: list[np.ndarray] = []
-    n = 0
-    with av.open(io.BytesIO(data), mode="r", format=demuxer) as container:
-        streams = container.streams.audio
-        if not streams:
-            raise ServiceError(422, "corrupt_audio", "the container holds no audio stream")
-        fmt = container.format.name
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
-        for frame in container.decode(streams[0]):
-            for out in resampler.resample(frame):
-                a = out.to_ndarray().reshape(-1)
-                parts.append(a)
-                n += len(a)
-            _check_duration(n / SAMPLE_RATE, max_seconds)
-        for out in resampler.resample(None):
-            parts.append(out.to_ndarray().reshape(-1))
-    y = np.concatenate(parts).astype(np.float32) if parts else np.zeros(0, np.float32)
-    if y.size == 0:
-        raise ServiceError(422, "corrupt_audio", f"{fmt} audio without samples")
-    _check_duration(len(y) / SAMPLE_RATE, max_seconds)
-    return Audio(y, len(y) / SAMPLE_RATE, fmt.split(",")[0].upper())

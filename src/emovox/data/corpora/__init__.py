@@ -205,11 +205,13 @@ def scan(roots: Sequence[str | Path], corpora: Sequence[str] | None = None) -> M
 
     Nothing is dropped silently: unparseable names, non-speech RAVDESS files, unreadable headers
     and duplicate ids are problems; when no corpus filter is given, audio files outside any
-    recognised layout are problems with ``corpus=None``.
+    recognised layout are problems with ``corpus=None``. CORPORA may also name the corpora of
+    CSV manifests (their ``corpus`` column, :func:`generic.select_corpora`).
     """
     if isinstance(roots, (str, Path)):
         roots = [roots]
-    wanted = {_corpus_name(c) for c in corpora} if corpora else set(CORPORA)
+    names = {generic.corpus_name(c) for c in corpora} if corpora else set(CORPORA)
+    wanted = (names & set(CORPORA)) | ({generic.NAME} if names - set(CORPORA) else set())
     _real_dir.cache_clear()
     found: dict[tuple[str, Path], int] = {}  # pair -> index of the first ROOT it was found under
     audio: list[Path] = []
@@ -222,6 +224,8 @@ def scan(roots: Sequence[str | Path], corpora: Sequence[str] | None = None) -> M
     all_roots = sorted(_prune(set(found)), key=lambda pair: found[pair])
     loaded = [(n, r, LOADERS[n](r)) for n, r in all_roots if n in wanted]
     manifest = _merge(loaded, all_roots)
+    if names - set(CORPORA):  # corpora named in CSV manifests (or unknown names)
+        manifest = generic.select_corpora(manifest, names, set(CORPORA))
     if not corpora:
         seen = {_real(c.path) for c in manifest.clips}
         seen |= {_real(p.path) for p in manifest.problems}

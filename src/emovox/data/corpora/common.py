@@ -6,8 +6,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import soundfile as sf
-
+from emovox.audio.decode import AudioError, open_reader
 from emovox.audio.files import (
     AUDIO_EXTENSIONS,
     is_audio,
@@ -15,6 +14,7 @@ from emovox.audio.files import (
     regular_file_problem,
     walk,
 )
+from emovox.audio.stream import probe_seconds
 from emovox.data.manifest import Clip, Manifest, Problem
 
 __all__ = [
@@ -36,24 +36,30 @@ class UnreadableAudio(Exception):
 
 
 def probe(path: str | Path) -> tuple[float, int]:
-    """``(duration in seconds, sample rate)`` read from the header only (fast: no decoding).
+    """``(duration in seconds, sample rate)`` read from the header only where the container
+    tells it (no decoding); containers without a frame count (some M4A/WebM) are decoded.
 
     Raises :class:`UnreadableAudio` when PATH is not a regular file (a named pipe would block
-    the open forever; see :func:`regular_file_problem`), when libsndfile cannot open it or it
-    holds no frames. The container is sniffed from the content, so AIFF data named ``.wav``
-    still probes.
+    the open forever; see :func:`regular_file_problem`), when it cannot be opened as audio (the
+    same reader and messages as :func:`emovox.audio.decode.decode`: the content is sniffed, so
+    AIFF data named ``.wav`` still probes and text named ``.wav`` is called text) or it holds
+    no frames.
     """
     problem = regular_file_problem(path)
     if problem:
         raise UnreadableAudio(problem)
     try:
-        with sf.SoundFile(str(path)) as f:
-            frames, sr = f.frames, f.samplerate
-    except (RuntimeError, TypeError, ValueError, OSError) as exc:
-        raise UnreadableAudio(f"unreadable header ({exc})") from exc
-    if sr <= 0 or frames <= 0:
+        reader = open_reader(str(path))
+        try:
+            frames, sr = reader.frames, int(reader.samplerate)
+        finally:
+            reader.close()
+        duration = frames / sr if frames and sr > 0 else probe_seconds(str(path))
+    except AudioError as exc:
+        raise UnreadableAudio(f"unreadable header ({exc.reason})") from exc
+    if sr <= 0 or duration <= 0:
         raise UnreadableAudio(f"unreadable header (no audio frames: {frames} at {sr} Hz)")
-    return frames / sr, int(sr)
+    return duration, sr
 
 
 def make_clip(path: Path, corpus: str, **fields: Any) -> Clip | Problem:

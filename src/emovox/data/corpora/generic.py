@@ -12,10 +12,14 @@ The first layout is assumed when any folder directly under ROOT is an emotion na
 that sit elsewhere, or under a folder that is not an emotion, are problems.
 
 CSV manifest (:func:`load_csv`): columns ``path`` and ``emotion`` (required), ``speaker``
-(empty or missing: ``unknown``), optional ``corpus`` (default ``custom``) and, if present, ``id``,
-``label``, ``gender``, ``text`` -- so a manifest written by :meth:`Manifest.to_csv` reads back.
-Relative paths are resolved against the CSV's folder; a missing file or an unknown emotion is a
-problem.
+(empty or missing: ``unknown``), optional ``corpus`` (default ``custom``; spelled as
+:func:`corpus_name` writes it) and, if present, ``id``, ``label``, ``gender``, ``text`` -- so a
+manifest written by :meth:`Manifest.to_csv` reads back. Relative paths are resolved against the
+CSV's folder; a missing file or an unknown emotion is a problem.
+
+A CSV's corpus names are corpora like any other: ``scan(roots, ["mydb"])`` (``--corpus mydb``,
+``--test-corpora mydb``) keeps the clips of the CSV rows naming ``mydb``
+(:func:`select_corpora`); ``custom`` keeps everything this loader found.
 """
 
 from __future__ import annotations
@@ -39,6 +43,31 @@ def emotion_of(folder_name: str) -> str | None:
         return normalize_emotion(folder_name)
     except LabelError:
         return None
+
+
+def corpus_name(value: str) -> str:
+    """A corpus name as clips carry it: ``'My-DB '`` → ``'my_db'`` (lower case, ``-`` and
+    spaces as ``_``)."""
+    return value.strip().lower().replace("-", "_").replace(" ", "_")
+
+
+def select_corpora(manifest: Manifest, names: set[str], available: set[str]) -> Manifest:
+    """The clips (and problems) of ``manifest`` whose corpus is in ``names`` (``custom``: also
+    every corpus named in CSV manifests); a name that is neither one of ``available`` (the
+    known loaders) nor the corpus of any clip raises ValueError listing both."""
+    found = {c.corpus for c in manifest.clips}
+    custom = found - available
+    unknown = sorted(names - found - available)
+    if unknown:
+        raise ValueError(
+            f"unknown corpus {', '.join(map(repr, unknown))}; known: {', '.join(sorted(available))}"
+            + (f"; named in CSV manifests found: {', '.join(sorted(custom))}" if custom else "")
+        )
+    keep = names | (custom if NAME in names else set())
+    return Manifest(
+        [c for c in manifest.clips if c.corpus in keep],
+        [p for p in manifest.problems if p.corpus is None or p.corpus in keep],
+    )
 
 
 def _clip_id(corpus: str, rel: PurePath) -> str:
@@ -133,7 +162,7 @@ def load_csv(csv_path: Path) -> Manifest:
                 continue
             row = {c: v.strip() for c, v in zip(columns, values, strict=False)}
             where = f"row {lineno} of {csv_path.name}"
-            corpus = row.get("corpus", "").lower().replace("-", "_").replace(" ", "_") or NAME
+            corpus = corpus_name(row.get("corpus", "")) or NAME
             raw = row.get("path", "")
             if not raw:
                 items.append(Problem(f"{csv_path}:{lineno}", f"empty path ({where})", corpus))

@@ -1,12 +1,15 @@
 // emovox page: upload or record audio, show the emotion probabilities and, for long
-// recordings, a timeline. Plain JavaScript, no external code.
+// recordings, a timeline; with "transcribe" ticked, also what was said (the whole text and each
+// segment's). Plain JavaScript, no external code.
 "use strict";
 
 (() => {
   const $ = (id) => document.getElementById(id);
-  const PALETTE = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#b07aa1", "#76b7b2",
-    "#edc948", "#9c755f", "#ff9da7", "#bab0ac"];
+  // the colour of each label comes from the server (GET /v1/model "colors": the palette of
+  // the PNG plots); a label it does not name is drawn in this plain grey
+  const FALLBACK_COLOR = "#888888";
   let labels = [];
+  let colors = {};
   let limits = { max_bytes: 20e6, max_seconds: 600 };
   let recorder = null;
   let recordTimer = null;
@@ -14,8 +17,7 @@
   function setState(state) { document.body.dataset.state = state; }
 
   function color(label) {
-    const i = labels.indexOf(label);
-    return PALETTE[(i < 0 ? labels.length : i) % PALETTE.length];
+    return colors[label] || FALLBACK_COLOR;
   }
 
   function status(text) { $("status").textContent = text; }
@@ -35,6 +37,7 @@
         fetch("/v1/model").then((r) => r.json()),
       ]);
       labels = card.labels || health.labels || [];
+      colors = card.colors || {};
       limits = health.limits || limits;
       $("model-name").textContent = card.name || health.model || "model";
       $("model-labels").textContent = labels.length ? `(${labels.join(", ")})` : "";
@@ -51,31 +54,55 @@
 
   // ------------------------------------------------------------------ upload
 
+  // a new request: the previous file's result must not stay on the page
+  function clearResult() {
+    $("result").hidden = true;
+    for (const id of ["result-label", "result-uncertain", "result-file", "result-duration",
+      "result-text", "result-text-warning"]) {
+      $(id).textContent = "";
+    }
+    $("result-text-block").hidden = true;
+    $("timeline-text-col").hidden = true;
+    $("result-bars").replaceChildren();
+    $("timeline-section").hidden = true;
+    $("timeline-legend").replaceChildren();
+    $("timeline-table").tBodies[0].replaceChildren();
+    const canvas = $("timeline");
+    canvas.getContext("2d").clearRect(0, 0, canvas.width, canvas.height);
+  }
+
   async function upload(blob, filename) {
     showError("");
-    if (blob.size === 0) { showError("The file is empty."); return; }
+    clearResult();
+    if (blob.size === 0) { showError(`${filename} is empty (0 bytes).`); return; }
     if (blob.size > limits.max_bytes) {
-      showError(`The file is ${(blob.size / 1e6).toFixed(1)} MB; this server takes up to ` +
+      showError(`${filename} is ${(blob.size / 1e6).toFixed(1)} MB; this server takes up to ` +
         `${(limits.max_bytes / 1e6).toFixed(0)} MB.`);
       return;
     }
+    const transcribe = $("transcribe").checked;
     setState("busy");
-    status(`Analysing ${filename}…`);
+    status(transcribe ? `Analysing and transcribing ${filename}…` : `Analysing ${filename}…`);
     const form = new FormData();
     form.append("file", blob, filename);
-    let res, body;
+    let res, body = null;
     try {
-      res = await fetch("/v1/predict", { method: "POST", body: form });
-      body = await res.json();
+      const url = transcribe ? "/v1/predict?transcribe=true" : "/v1/predict";
+      res = await fetch(url, { method: "POST", body: form });
     } catch (e) {
       status("");
-      showError(`Upload failed: ${e}`);
+      showError(`Could not send ${filename}: ${e}`);
       return;
     }
+    try { body = await res.json(); } catch { /* not JSON: answered below by the status */ }
     status("");
-    if (!res.ok) {
+    if (!res.ok || !body) {
       const err = (body && body.error) || {};
-      showError(`${err.message || res.statusText} (${res.status}${err.code ? ", " + err.code : ""})`);
+      const why = `${err.message || res.statusText} ` +
+        `(${res.status}${err.code ? ", " + err.code : ""})`;
+      showError(res.status === 501 && transcribe
+        ? `Could not transcribe ${filename}: ${why}. Untick "transcribe" for the emotion alone.`
+        : `Could not analyse ${filename}: ${why}`);
       return;
     }
     render(body, filename);
@@ -86,12 +113,22 @@
 
   function render(r, filename) {
     $("result").hidden = false;
-    $("result-label").textContent = r.label;
-    $("result-uncertain").textContent = r.uncertain
-      ? `uncertain (top probability below ${r.threshold})` : "confident";
+    $("result-label").textContent = r.no_speech ? "no speech" : r.label;
+    $("result-uncertain").textContent = r.no_speech
+      ? "too little speech for an emotion (noise, music or silence?)"
+      : r.uncertain ? `uncertain (top probability below ${r.threshold})` : "confident";
     $("result-uncertain").className = r.uncertain ? "error" : "muted";
     $("result-file").textContent = filename || "";
     $("result-duration").textContent = `${r.duration.toFixed(1)} s`;
+    // "text" is in the answer only when transcription was asked for ("" when nothing was said)
+    const transcribed = r.text !== undefined;
+    $("result-text-block").hidden = !transcribed;
+    if (transcribed) {
+      $("result-text").textContent = r.text || "";
+      $("result-text").hidden = !r.text;
+      $("result-text-warning").textContent = r.text_warning
+        ? `(${r.text_warning})` : r.text ? "" : "(nothing was said)";
+    }
     const list = $("result-bars");
     list.replaceChildren();
     const entries = Object.entries(r.probabilities).sort((a, b) => b[1] - a[1]);
@@ -117,11 +154,11 @@
     }
     const segs = r.segments || [];
     $("timeline-section").hidden = segs.length === 0;
-    if (segs.length) drawTimeline(segs, r.duration);
+    if (segs.length) drawTimeline(segs, r.duration, transcribed);
     $("result").scrollIntoView({ block: "nearest" });
   }
 
-  function drawTimeline(segs, duration) {
+  function drawTimeline(segs, duration, transcribed) {
     const canvas = $("timeline");
     const dpr = window.devicePixelRatio || 1;
     const cssWidth = canvas.clientWidth || 800;
@@ -180,11 +217,14 @@
     }
     const body = $("timeline-table").tBodies[0];
     body.replaceChildren();
+    $("timeline-text-col").hidden = !transcribed;
     for (const s of segs) {
       const tr = document.createElement("tr");
       const p = s.probabilities[s.label];
-      for (const v of [s.start.toFixed(2), s.end.toFixed(2),
-        s.label + (s.uncertain ? " (uncertain)" : ""), p.toFixed(2)]) {
+      const cells = [s.start.toFixed(2), s.end.toFixed(2),
+        s.label + (s.uncertain ? " (uncertain)" : ""), p.toFixed(2)];
+      if (transcribed) cells.push(s.text || "");
+      for (const v of cells) {
         const td = document.createElement("td");
         td.textContent = v;
         tr.append(td);

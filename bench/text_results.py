@@ -1,0 +1,242 @@
+"""What was said and how: transcription (text) features beside the acoustic model.
+
+Usage: python bench/text_results.py [--corpora ravdess,crema_d] [--render-only]
+
+For each corpus, on the same speaker-independent folds (those of the existing frozen-Whisper
+rows: RAVDESS speaker 6-fold, CREMA-D speaker 5-fold; each corpus's own emotions):
+  audio-logreg       the bundled recipe: frozen Whisper tiny.en pooled layers + logistic
+                     regression (C = 0.01), run by emovox.evaluation.experiment.evaluate
+  text-logreg        the clip's transcript (packaged tiny.en, cached on disk) as VADER's four
+                     scores + all-MiniLM-L6-v2 sentence embedding -> standardised logistic
+                     regression (C = 0.01)
+  audio+text-late    the mean of the two probability sets (equal weights, fixed in advance)
+  audio+text-concat  both feature vectors side by side -> one standardised logistic regression
+
+Rows go to docs/results.json (section "Transcription (text) features"), the table to
+docs/text.md, details (timings, VADER scores per emotion, transcript counts) to
+bench/results/text_features.json. Transcripts are cached (emovox.text.cache), so only the first
+run transcribes (about 0.1 s of one core per clip).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from collections import Counter
+
+import numpy as np
+import results_db
+
+from emovox.data.labels import label_set_name
+from emovox.evaluation.experiment import ExperimentConfig, evaluate, load_dataset
+from emovox.evaluation.metrics import score
+from emovox.io import atomic_write_json
+from emovox.models import make_model
+from emovox.text.cache import TranscriptCache
+from emovox.text.features import VADER_COLUMNS, load_sentence_model, text_features
+from emovox.text.head import fold_probabilities, late_fusion, predicted_labels, text_head
+from emovox.text.transcribe import Transcriber
+
+SECTION = "Transcription (text) features"
+CONFIG = "bench/text_results.py"
+AUDIO_FEATURES = "whisper:tiny.en"
+AUDIO_C = 0.01
+SETUPS = {  # corpus: (labels, protocol, k): as the frozen-Whisper rows of bench/whisper_results.py
+    "ravdess": ("auto", "speaker-kfold", 6),
+    "crema_d": ("auto", "speaker-kfold", 5),
+}
+MODELS = ("audio-logreg", "text-logreg", "audio+text-late", "audio+text-concat")
+DETAILS = results_db.ROOT / "bench" / "results" / "text_features.json"
+DOC = results_db.ROOT / "docs" / "text.md"
+MARKER = "text-features-bench"
+
+
+def audio_probabilities(predictions: list[dict], ids: list[str], labels) -> np.ndarray:
+    """The ``p_<label>`` columns of evaluate()'s predictions, in the order of ``ids``."""
+    by_id = {p["id"]: p for p in predictions}
+    if len(by_id) != len(predictions) or set(by_id) != set(ids):
+        raise RuntimeError("audio predictions do not cover each clip exactly once")
+    return np.array([[by_id[i][f"p_{lab}"] for lab in labels] for i in ids])
+
+
+def scored(y: np.ndarray, probs: np.ndarray, labels, folds) -> dict:
+    """Pooled metrics of out-of-fold probabilities, plus each fold's UA."""
+    pred = predicted_labels(probs, labels)
+    m = score(y, pred, labels)
+    m["fold_ua"] = [score(y[f.test], pred[f.test], labels)["ua"] for f in folds]
+    return m
+
+
+def run_corpus(corpus: str, sentence_model) -> tuple[list[dict], dict]:
+    labels_spec, protocol, k = SETUPS[corpus]
+    cfg = ExperimentConfig(
+        model="logreg",
+        corpora=[corpus],
+        labels=labels_spec,
+        protocol=protocol,
+        k=k,
+        features=AUDIO_FEATURES,
+        params={"C": AUDIO_C},
+        out_dir="runs/text",
+        name=f"audio-logreg-{corpus}",
+    )
+    t0 = time.perf_counter()
+    data = load_dataset(cfg, progress=False)
+    t_load = time.perf_counter() - t0
+    labels, y = data.labels, data.y
+    ids = [c.id for c in data.clips]
+
+    t0 = time.perf_counter()
+    audio = evaluate(data, cfg, write=False)
+    walls = {"audio-logreg": time.perf_counter() - t0}
+    folds = audio.split.folds
+    p_audio = audio_probabilities(audio.predictions, ids, labels)
+
+    t0, c0 = time.perf_counter(), time.process_time()
+    cache = TranscriptCache(Transcriber(word_timestamps=False))
+    transcripts = [cache.transcript(c.path) for c in data.clips]
+    t_transcribe = time.perf_counter() - t0, time.process_time() - c0
+    texts = [t.text for t in transcripts]
+
+    t0 = time.perf_counter()
+    X_text = text_features(texts, model=sentence_model)
+    t_features = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    p_text = fold_probabilities(text_head, X_text, y, folds, labels)
+    walls["text-logreg"] = time.perf_counter() - t0 + t_features
+    t0 = time.perf_counter()
+    p_late = late_fusion([p_audio, p_text])
+    walls["audio+text-late"] = time.perf_counter() - t0 + walls["audio-logreg"]
+    walls["audio+text-late"] += walls["text-logreg"]
+    t0 = time.perf_counter()
+    X_both = np.hstack([data.X, X_text])
+    p_concat = fold_probabilities(lambda: make_model("logreg", C=AUDIO_C), X_both, y, folds, labels)
+    walls["audio+text-concat"] = time.perf_counter() - t0 + t_features
+
+    probs = dict(zip(MODELS, (p_audio, p_text, p_late, p_concat), strict=True))
+    chance = 1.0 / len(labels)
+    rows = []
+    for name, p in probs.items():
+        m = scored(y, p, labels, folds)
+        rows.append(
+            {
+                "section": SECTION,
+                "model": name,
+                "corpora": [corpus],
+                "labels": label_set_name(labels),
+                "protocol": protocol,
+                "leaky": audio.split.leaky,
+                "test": None,
+                "wa": m["wa"],
+                "ua": m["ua"],
+                "macro_f1": m["macro_f1"],
+                "per_class": m["per_class"],
+                "folds": len(folds),
+                "fold_ua": m["fold_ua"],
+                "n": len(y),
+                "chance": chance,
+                "wall_s": round(walls[name], 2),
+                "hardware": results_db.hardware(),
+                "config": CONFIG,
+                "command": f"python {CONFIG} --corpora {corpus}",
+            }
+        )
+        print(f"{corpus:8s} {name:18s} UA {m['ua']:.3f} WA {m['wa']:.3f} ({walls[name]:.0f} s)")
+    compound = X_text[:, VADER_COLUMNS.index("compound")]
+    details = {
+        "corpus": corpus,
+        "labels": list(labels),
+        "clips": len(y),
+        "chance": chance,
+        "folds": len(folds),
+        "ua": {r["model"]: r["ua"] for r in rows},
+        "fold_ua": {r["model"]: r["fold_ua"] for r in rows},
+        "transcripts": {
+            "transcribed_now": sum(not t.cached for t in transcripts),
+            "empty": sum(not t.text for t in transcripts),
+            "errors": sum(t.error is not None for t in transcripts),
+            "warnings": sum(t.warning is not None for t in transcripts),
+            "distinct": len({" ".join(t.lower().strip(" .!?").split()) for t in texts}),
+            "sentences_in_corpus": len({c.text for c in data.clips}),
+            "most_common": Counter(texts).most_common(3),
+        },
+        "vader_compound_mean": {lab: round(float(compound[y == lab].mean()), 4) for lab in labels},
+        "vader_nonzero_share": round(float(np.mean(compound != 0)), 4),
+        "seconds": {
+            "load_embeddings": round(t_load, 1),
+            "transcripts_wall": round(t_transcribe[0], 1),
+            "transcripts_cpu": round(t_transcribe[1], 1),
+            "text_features": round(t_features, 1),
+            **{f"head {k}": round(v, 1) for k, v in walls.items()},
+        },
+    }
+    return rows, details
+
+
+def load_details() -> dict:
+    import json
+
+    return json.loads(DETAILS.read_text()) if DETAILS.exists() else {}
+
+
+def text_table(details: dict) -> str:
+    """The docs/text.md table: each corpus's UA of the four models, from docs/results.json."""
+    rows = [r for r in results_db.load() if r.get("config") == CONFIG]
+    lines = [
+        "UA % (mean per-emotion recall) on speaker-independent folds, the same folds for every "
+        "column; `python bench/text_results.py` (rows in `docs/results.json`, details in "
+        "`bench/results/text_features.json`):",
+        "",
+        "| corpus | labels | protocol | clips | chance | audio | text | late fusion | concat |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    notes = []
+    for corpus in SETUPS:
+        found = [results_db.find(rows, model=m, corpora=[corpus]) for m in MODELS]
+        first = next((r for r in found if r is not None), None)
+        if first is None:
+            continue
+        cells = ["–" if r is None else f"{100 * r['ua']:.1f}" for r in found]
+        lines.append(
+            f"| {corpus} | {first['labels']} | {first['protocol']}, {first['folds']} folds | "
+            f"{first['n']} | {100 * first['chance']:.1f} | " + " | ".join(cells) + " |"
+        )
+        d = details.get(corpus)
+        if d:
+            tr, s = d["transcripts"], d["seconds"]
+            vader = ", ".join(f"{k} {v:+.2f}" for k, v in d["vader_compound_mean"].items())
+            notes.append(
+                f"- {corpus}: {tr['distinct']} distinct transcripts (lower-cased, end "
+                f"punctuation dropped) of {tr['sentences_in_corpus']} sentences; "
+                f"{tr['empty']} empty; VADER compound non-zero on "
+                f"{100 * d['vader_nonzero_share']:.0f}% of clips, mean by emotion: {vader}. "
+                f"Text features {s['text_features']:.0f} s, text head {s['head text-logreg']:.0f} "
+                f"s ({d['folds']}-fold, features included)."
+            )
+    return "\n".join([*lines, "", *notes])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--corpora", default=",".join(SETUPS))
+    ap.add_argument("--render-only", action="store_true", help="only rewrite docs/text.md's table")
+    args = ap.parse_args()
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    details = load_details()
+    corpora = [] if args.render_only else args.corpora.split(",")
+    unknown = [c for c in corpora if c not in SETUPS]
+    if unknown:
+        raise SystemExit(f"unknown corpus {unknown[0]!r}; choose from {', '.join(SETUPS)}")
+    if corpora:
+        sentence_model = load_sentence_model()
+        for corpus in corpora:
+            rows, details[corpus] = run_corpus(corpus, sentence_model)
+            results_db.upsert(rows)
+            atomic_write_json(DETAILS, details | {"hardware": results_db.hardware()})
+    results_db.write_section(DOC, MARKER, text_table(details))
+
+
+if __name__ == "__main__":
+    main()

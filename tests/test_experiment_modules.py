@@ -1,0 +1,78 @@
+"""The classical experiment API, split by concern: settings (experiment_config), data (dataset),
+fitting and scoring (experiment), with the whole API still importable from experiment."""
+
+import doctest
+import subprocess
+import sys
+import warnings
+
+import pytest
+
+from emovox.evaluation import dataset, experiment, experiment_config
+
+#: each public name of emovox.evaluation.experiment that lives elsewhere, and its home
+HOMES = {
+    "ExperimentConfig": experiment_config,
+    "load_experiment_config": experiment_config,
+    "check_config": experiment_config,
+    "LIST_KEYS": experiment_config,
+    "Dataset": dataset,
+    "NoCorporaError": dataset,
+    "load_dataset": dataset,
+    "scan": dataset,
+    "resolve_labels": dataset,
+    "sequence_stats": dataset,
+    "excluded_summary": dataset,
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOMES))
+def test_experiment_reexports_each_name_from_its_home(name):
+    assert getattr(experiment, name) is getattr(HOMES[name], name)
+    assert name in experiment.__all__
+
+
+def test_old_path_gives_the_whole_api():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from emovox.experiment import (  # noqa: F401
+            Dataset,
+            ExperimentConfig,
+            NoCorporaError,
+            Result,
+            evaluate,
+            load_dataset,
+            load_experiment_config,
+            paper_and_honest,
+        )
+    assert ExperimentConfig is experiment_config.ExperimentConfig
+    assert Dataset is dataset.Dataset and Result is experiment.Result
+
+
+@pytest.mark.parametrize(
+    ("module", "absent"),
+    [
+        ("emovox.evaluation.experiment_config", ("dataset", "experiment", "reports")),
+        ("emovox.evaluation.dataset", ("experiment", "reports")),
+    ],
+)
+def test_settings_and_data_do_not_import_the_fitting_module(module, absent):
+    code = (
+        f"import sys, {module}\n"
+        f"loaded = [m for m in {absent!r} if 'emovox.evaluation.' + m in sys.modules]\n"
+        "assert not loaded, loaded\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr + r.stdout
+
+
+def test_experiment_config_examples_run():
+    assert doctest.testmod(experiment_config).failed == 0
+
+
+def test_excluded_summary_lists_left_out_emotions():
+    data = dataset.Dataset(
+        clips=[], X=None, hashes=[], labels=(), skipped=[], excluded={"calm": 2}, problems=[]
+    )
+    assert dataset.excluded_summary(data) == "calm: 2"
+    assert dataset.excluded_summary(dataset.Dataset([], None, [], (), [], {}, [])) == "none"
