@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import time
 from collections import Counter
 
@@ -58,6 +59,12 @@ def audio_probabilities(predictions: list[dict], ids: list[str], labels) -> np.n
     if len(by_id) != len(predictions) or set(by_id) != set(ids):
         raise RuntimeError("audio predictions do not cover each clip exactly once")
     return np.array([[by_id[i][f"p_{lab}"] for lab in labels] for i in ids])
+
+
+def words_only(text: str) -> str:
+    """Lower-cased words without punctuation: what was said, without the transcriber's ``!``
+    and capitals (which carry how it was said)."""
+    return " ".join(re.sub(r"[^\w\s']", " ", text.lower()).split())
 
 
 def scored(y: np.ndarray, probs: np.ndarray, labels, folds) -> dict:
@@ -105,6 +112,10 @@ def run_corpus(corpus: str, sentence_model) -> tuple[list[dict], dict]:
 
     t0 = time.perf_counter()
     p_text = fold_probabilities(text_head, X_text, y, folds, labels)
+    plain = [words_only(t) for t in texts]
+    p_plain = fold_probabilities(
+        text_head, text_features(plain, model=sentence_model), y, folds, labels
+    )
     walls["text-logreg"] = time.perf_counter() - t0 + t_features
     t0 = time.perf_counter()
     p_late = late_fusion([p_audio, p_text])
@@ -145,6 +156,7 @@ def run_corpus(corpus: str, sentence_model) -> tuple[list[dict], dict]:
         )
         print(f"{corpus:8s} {name:18s} UA {m['ua']:.3f} WA {m['wa']:.3f} ({walls[name]:.0f} s)")
     compound = X_text[:, VADER_COLUMNS.index("compound")]
+    exclaimed = np.array(["!" in t for t in texts])
     details = {
         "corpus": corpus,
         "labels": list(labels),
@@ -158,12 +170,15 @@ def run_corpus(corpus: str, sentence_model) -> tuple[list[dict], dict]:
             "empty": sum(not t.text for t in transcripts),
             "errors": sum(t.error is not None for t in transcripts),
             "warnings": sum(t.warning is not None for t in transcripts),
-            "distinct": len({" ".join(t.lower().strip(" .!?").split()) for t in texts}),
+            "distinct": len(set(texts)),
+            "distinct_words_only": len(set(plain)),
             "sentences_in_corpus": len({c.text for c in data.clips}),
             "most_common": Counter(texts).most_common(3),
         },
         "vader_compound_mean": {lab: round(float(compound[y == lab].mean()), 4) for lab in labels},
         "vader_nonzero_share": round(float(np.mean(compound != 0)), 4),
+        "exclaimed_share": {lab: round(float(exclaimed[y == lab].mean()), 4) for lab in labels},
+        "text_words_only_ua": scored(y, p_plain, labels, folds)["ua"],
         "seconds": {
             "load_embeddings": round(t_load, 1),
             "transcripts_wall": round(t_transcribe[0], 1),
@@ -206,10 +221,17 @@ def text_table(details: dict) -> str:
         d = details.get(corpus)
         if d:
             tr, s = d["transcripts"], d["seconds"]
-            vader = ", ".join(f"{k} {v:+.2f}" for k, v in d["vader_compound_mean"].items())
+            vader = ", ".join(
+                f"{k} {round(v, 2) + 0.0:+.2f}" for k, v in d["vader_compound_mean"].items()
+            )
+            excl = ", ".join(f"{k} {100 * v:.0f}%" for k, v in d["exclaimed_share"].items())
+            lo, hi = min(d["fold_ua"]["text-logreg"]), max(d["fold_ua"]["text-logreg"])
             notes.append(
-                f"- {corpus}: {tr['distinct']} distinct transcripts (lower-cased, end "
-                f"punctuation dropped) of {tr['sentences_in_corpus']} sentences; "
+                f"- {corpus}: {tr['distinct']} distinct transcripts ({tr['distinct_words_only']} "
+                f"as lower-cased words without punctuation) of {tr['sentences_in_corpus']} "
+                f"sentences; text UA on those plain words "
+                f"{100 * d['text_words_only_ua']:.1f}% (with punctuation: fold UA "
+                f"{100 * lo:.1f} to {100 * hi:.1f}); transcripts with `!` by emotion: {excl}; "
                 f"{tr['empty']} empty; VADER compound non-zero on "
                 f"{100 * d['vader_nonzero_share']:.0f}% of clips, mean by emotion: {vader}. "
                 f"Text features {s['text_features']:.0f} s, text head {s['head text-logreg']:.0f} "

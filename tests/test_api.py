@@ -317,3 +317,28 @@ def test_array_helpers_are_public():
     with pytest.raises(AudioError, match="invalid sample rate"):
         resample(y, 0)
     assert describe_input(b"abc", 2) == "<input 2: 3 bytes>"
+
+
+def test_prediction_and_input_preparation_are_public_modules():
+    from emovox.audio.preprocess import Preprocess
+    from emovox.inference import prediction
+    from emovox.inference.inputs import LongRecording, ShortClip, check_clip, prepare
+
+    assert prediction.Prediction is Prediction is emovox.Prediction
+    pre = Preprocess()
+    clip = prepare(tone(300, 1.0, sr=8000), 8000, None, long_seconds=20.0, preprocess=pre)
+    assert isinstance(clip, ShortClip) and len(clip.wav) == 16000 and clip.warnings == []
+    y = tone(300, 3.0)
+    rec = prepare(y, 16000, 2, long_seconds=2.0, preprocess=pre)
+    assert isinstance(rec, LongRecording) and rec.name.startswith("<input 2: array")
+    assert np.array_equal(np.concatenate(list(rec.chunks())), y)
+    forced = prepare(
+        tone(300, 1.0), 16000, None, long_seconds=20.0, preprocess=pre, force_long=True
+    )
+    assert isinstance(forced, LongRecording)
+    with pytest.raises(AudioError, match=r"clip\.wav: too short"):
+        check_clip(tone(300, 0.01), "clip.wav", pre)
+    with pytest.raises(AudioError, match="clip.wav: silent"):
+        check_clip(np.zeros(16000, np.float32), "clip.wav", pre)
+    with pytest.raises(TypeError, match="cannot predict from a dict"):
+        prepare({}, None, None, long_seconds=20.0, preprocess=pre)

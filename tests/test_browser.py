@@ -1,5 +1,6 @@
 """The page at / in a real browser: headless Chromium (Debian's ``chromium``) driven by Playwright
-against a live server on 127.0.0.1 with a random-weights model.
+against a live server on 127.0.0.1 with a random-weights model (and, for the "transcribe"
+option, a stand-in for the speech-to-text model: one word per loud stretch of the audio).
 
 Skipped when chromium or the playwright package is missing (``.ci/run`` installs both:
 ``apt-get install chromium`` and ``pip install playwright``; no ``playwright install``).
@@ -11,6 +12,7 @@ import base64
 import io
 import os
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +28,14 @@ playwright_api = pytest.importorskip(
 
 from emovox.inference.random_bundle import make_random_bundle  # noqa: E402
 from emovox.service.app import create_app, serve_in_background  # noqa: E402
+from emovox.text import transcribe as tx  # noqa: E402
+from emovox.text.transcribe import (  # noqa: E402
+    TextSegment,
+    TranscriberUnavailable,
+    Transcription,
+    Word,
+    language_warning,
+)
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
@@ -63,12 +73,50 @@ def speechy(seconds: float, f0: float = 180.0, seed: int = 0) -> np.ndarray:
     return (0.3 * y / np.max(np.abs(y)) + 0.002 * rng.standard_normal(len(t))).astype(np.float32)
 
 
+def with_pauses(n: int = 8) -> np.ndarray:
+    """n two-second 'utterances' with one-second pauses after each (24 s: a timeline)."""
+    gap = np.zeros(SR, np.float32)
+    return np.concatenate([p for i in range(n) for p in (speechy(2.0, 150 + 40 * i, i), gap)])
+
+
+class FakeTranscriber:
+    """Stands in for Whisper tiny.en: one word (``w1``, ``w2``...) in the middle of each loud
+    stretch of the audio."""
+
+    def transcribe_samples(self, y: np.ndarray, *, offset: float = 0.0) -> Transcription:
+        hop = SR // 20  # 50 ms frames
+        frames = y[: len(y) // hop * hop].reshape(-1, hop)
+        loud = np.sqrt((frames**2).mean(axis=1)) > 0.05
+        edges = np.flatnonzero(np.diff(np.r_[0, loud.astype(int), 0]))
+        segs = []
+        for k, (a, b) in enumerate(zip(edges[::2], edges[1::2], strict=True), start=1):
+            mid = offset + (a + b) / 2 * hop / SR
+            w = Word(round(mid - 0.2, 3), round(mid + 0.2, 3), f" w{k}", 0.9)
+            segs.append(TextSegment(w.start, w.end, f"w{k}", (w,), -0.3, 0.01))
+        lp, warning = language_warning(segs)
+        return Transcription(" ".join(s.text for s in segs), segs, len(y) / SR, lp, warning)
+
+
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    folder = make_random_bundle(tmp_path_factory.mktemp("browser") / "model", labels=LABELS)
-    app = create_app(folder, backend="numpy", workers=2, vad="energy")
+def bundle(tmp_path_factory) -> Path:
+    return make_random_bundle(tmp_path_factory.mktemp("browser") / "model", labels=LABELS)
+
+
+@pytest.fixture(scope="module")
+def server(bundle):
+    app = create_app(bundle, backend="numpy", workers=2, vad="energy")
     with serve_in_background(app) as url:
         yield url
+
+
+@pytest.fixture(scope="module")
+def text_server(bundle):
+    """A server whose speech-to-text model is :class:`FakeTranscriber`."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(tx, "default_transcriber", FakeTranscriber)
+        app = create_app(bundle, backend="numpy", workers=2, vad="energy")
+        with serve_in_background(app) as url:
+            yield url
 
 
 @pytest.fixture(scope="module")
@@ -84,8 +132,10 @@ def browser(playwright):
     b.close()
 
 
-@pytest.fixture
-def page(browser, server):
+@contextmanager
+def open_page(browser, server: str):
+    """The page of ``server`` in a fresh context, once the model's name is shown; no errors on
+    the page or its console may happen while it is open."""
     context = browser.new_context()
     pg = context.new_page()
     problems: list[str] = []
@@ -100,8 +150,20 @@ def page(browser, server):
     )
     yield pg
     context.close()
-    # a 4xx answer shows up as a console error for the failed fetch; anything else is a bug
-    assert [p for p in problems if "status of 4" not in p] == []
+    # a 4xx/5xx answer shows up as a console error for the failed fetch; anything else is a bug
+    assert [p for p in problems if "status of 4" not in p and "status of 501" not in p] == []
+
+
+@pytest.fixture
+def page(browser, server):
+    with open_page(browser, server) as pg:
+        yield pg
+
+
+@pytest.fixture
+def text_page(browser, text_server):
+    with open_page(browser, text_server) as pg:
+        yield pg
 
 
 def wait_done(page) -> str:
@@ -111,8 +173,9 @@ def wait_done(page) -> str:
     return page.locator("body").get_attribute("data-state")
 
 
-def api_predict(server: str, path: Path) -> dict:
-    r = httpx.post(server + "/v1/predict", content=path.read_bytes(), timeout=120)
+def api_predict(server: str, path: Path, transcribe: bool = False) -> dict:
+    params = {"transcribe": "true"} if transcribe else {}
+    r = httpx.post(server + "/v1/predict", content=path.read_bytes(), params=params, timeout=120)
     assert r.status_code == 200, r.text
     return r.json()
 
@@ -137,8 +200,7 @@ def test_upload_through_the_file_input_shows_the_apis_label(page, server, tmp_pa
 
 
 def test_long_recording_draws_a_timeline(page, server, tmp_path):
-    gap = np.zeros(SR, np.float32)
-    y = np.concatenate([p for i in range(8) for p in (speechy(2.0, 150 + 40 * i, i), gap)])
+    y = with_pauses()
     path = tmp_path / "long.flac"
     sf.write(path, y, SR)
     page.set_input_files("#file-input", str(path))
@@ -181,7 +243,7 @@ def test_a_bad_file_shows_the_servers_message(page, tmp_path):
     page.set_input_files("#file-input", str(bad))
     assert wait_done(page) == "error"
     msg = page.text_content("#error")
-    assert "not a recognised audio format" in msg and "415" in msg
+    assert "notes.wav" in msg and "not audio: the content holds text" in msg and "415" in msg
     assert page.locator("#error").is_visible()
 
 
@@ -194,8 +256,7 @@ def rgb(hex_color: str) -> str:
 def test_a_failed_upload_clears_the_previous_result_and_names_the_file(page, tmp_path):
     from emovox.inference.plots import EMOTION_COLORS
 
-    gap = np.zeros(SR, np.float32)
-    y = np.concatenate([p for i in range(8) for p in (speechy(2.0, 150 + 40 * i, i), gap)])
+    y = with_pauses()
     good = tmp_path / "good.flac"
     sf.write(good, y, SR)
     page.set_input_files("#file-input", str(good))
@@ -212,7 +273,7 @@ def test_a_failed_upload_clears_the_previous_result_and_names_the_file(page, tmp
     page.set_input_files("#file-input", str(bad))
     page.locator("body[data-state=error]").wait_for(timeout=TIMEOUT_MS)
     msg = page.text_content("#error")
-    assert "broken take.wav" in msg and "not a recognised audio format" in msg, msg
+    assert "broken take.wav" in msg and "not audio: the content holds text" in msg, msg
     assert page.locator("#result").is_hidden()
     assert page.locator("#result-bars li").count() == 0
     assert page.locator("#timeline-section").is_hidden()
@@ -257,3 +318,71 @@ def test_microphone_recording_is_uploaded_and_decoded(page):
     # Chromium records WebM/Opus, which the page converts to WAV before uploading
     assert page.text_content("#result-file") == "recording.wav"
     assert float(page.text_content("#result-duration").split()[0]) > 1.5
+
+
+# ------------------------------------------------------------------------------ transcription
+
+
+def test_transcribe_shows_the_text_under_the_label(text_page, text_server, tmp_path):
+    clip = tmp_path / "clip.wav"
+    sf.write(clip, speechy(1.5), SR)
+    assert text_page.locator("#transcribe").is_checked() is False  # off unless asked
+    text_page.check("#transcribe")
+    with text_page.expect_request("**/v1/predict?transcribe=true"):
+        text_page.set_input_files("#file-input", str(clip))
+    assert wait_done(text_page) == "done", text_page.text_content("#error")
+    api = api_predict(text_server, clip, transcribe=True)
+    assert api["text"].startswith("w1 ")  # the fake's words: one per loud stretch
+    assert text_page.locator("#result-text").is_visible()
+    assert text_page.text_content("#result-text") == api["text"]
+    assert text_page.text_content("#result-label") == api["label"]
+
+    text_page.uncheck("#transcribe")  # without the option: no text, and none left over
+    with text_page.expect_request("**/v1/predict"):
+        text_page.set_input_files("#file-input", str(clip))
+    assert wait_done(text_page) == "done", text_page.text_content("#error")
+    assert text_page.locator("#result-text-block").is_hidden()
+    assert text_page.text_content("#result-text") == ""
+
+
+def test_transcribe_fills_the_text_of_each_timeline_segment(text_page, text_server, tmp_path):
+    path = tmp_path / "long.flac"
+    sf.write(path, with_pauses(), SR)
+    text_page.check("#transcribe")
+    text_page.set_input_files("#file-input", str(path))
+    assert wait_done(text_page) == "done", text_page.text_content("#error")
+    api = api_predict(text_server, path, transcribe=True)
+    texts = [s["text"] for s in api["segments"]]
+    assert any(texts) and " ".join(t for t in texts if t) == api["text"]
+    assert text_page.text_content("#result-text") == api["text"]
+    assert text_page.locator("#timeline-text-col").text_content() == "text"
+    text_page.click("#timeline-section summary")  # open the table
+    assert text_page.locator("#timeline-text-col").is_visible()
+    rows = text_page.locator("#timeline-table tbody tr")
+    assert rows.count() == len(texts)
+    shown = [rows.nth(i).locator("td").last.text_content() for i in range(rows.count())]
+    assert shown == texts
+
+    text_page.uncheck("#transcribe")  # a timeline without text has no text column
+    text_page.set_input_files("#file-input", str(path))
+    assert wait_done(text_page) == "done", text_page.text_content("#error")
+    assert text_page.locator("#timeline-text-col").is_hidden()
+    assert text_page.locator("#timeline-table tbody tr").first.locator("td").count() == 4
+
+
+def test_transcribe_without_speech_to_text_shows_the_servers_501(page, tmp_path, monkeypatch):
+    def unavailable():
+        raise TranscriberUnavailable(
+            "transcription needs faster-whisper: pip install 'emovox[text]'"
+        )
+
+    monkeypatch.setattr(tx, "default_transcriber", unavailable)  # the server runs in-process
+    clip = tmp_path / "clip.wav"
+    sf.write(clip, speechy(1.5), SR)
+    page.check("#transcribe")
+    page.set_input_files("#file-input", str(clip))
+    assert wait_done(page) == "error"
+    msg = page.text_content("#error")
+    assert "Could not transcribe clip.wav" in msg and "pip install 'emovox[text]'" in msg, msg
+    assert "501" in msg and "transcription_unavailable" in msg
+    assert page.locator("#result").is_hidden()

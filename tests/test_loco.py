@@ -228,6 +228,7 @@ def test_loco_baseline_config_loads_and_validates():
         ('features = "mfcc,bogus"', "bogus"),
         ('train_corpora = ["tess"]', "train_corpora"),
         ('test_corpora = ["iemocap"]', "names corpora not in corpora (iemocap)"),
+        ('balance = "speaker"', "balance 'speaker' is not one of none, corpus"),
     ],
 )
 def test_experiment_config_is_checked_on_load(tmp_path, line, message):
@@ -321,3 +322,135 @@ def test_indian_unknown_user_trains_elsewhere_and_is_all_test_when_held_out():
     assert list(indian.test) == [0, 1, 2, 3] and not len(indian.unscored)
     assert set(ravdess.train) | set(ravdess.val) == {0, 1, 2, 3}  # unknown user trains
     assert list(ravdess.unscored) == [7]  # sad: no Indian EmoSpeech clip has it
+
+
+# --- balance = "corpus": every training corpus the same total weight --------------------------
+
+
+def _three_sizes(seed: int = 0):
+    """A Dataset of three corpora of very different sizes (200, 30, 30 clips), each with its own
+    offset; happy/sad differ along feature 0 in the big one and along feature 1 in the small."""
+    import numpy as np
+
+    from emovox.data.manifest import Clip
+    from emovox.evaluation.experiment import Dataset
+
+    rng = np.random.default_rng(seed)
+    clips, rows = [], []
+    for corpus, n, axis in (("big", 200, 0), ("small1", 30, 1), ("small2", 30, 1)):
+        offset = rng.standard_normal(4) * 3
+        for i in range(n):
+            emo = ("happy", "sad", "sad")[i % 3] if corpus == "big" else ("happy", "sad")[i % 2]
+            x = offset + rng.standard_normal(4) * 0.7
+            x[axis] += 1.0 if emo == "happy" else -1.0
+            rows.append(x)
+            clips.append(
+                Clip(f"{corpus}-{i}", corpus, f"/{corpus}/{i}.wav", emo, emo, f"{corpus}:{i % 5}")
+            )
+    X = np.array(rows, np.float32)
+    return Dataset(clips, X, [None] * len(clips), ("happy", "sad"), [], {}, [])
+
+
+def test_corpus_balanced_weights_equal_per_corpus_and_per_class_within():
+    import numpy as np
+
+    from emovox.evaluation.experiment import corpus_balanced_weights
+
+    data = _three_sizes()
+    corp, y = np.array(data.column("corpus")), data.y
+    w = corpus_balanced_weights(corp, y)
+    assert w.sum() == pytest.approx(len(y))
+    per_corpus = {c: w[corp == c].sum() for c in ("big", "small1", "small2")}
+    assert all(v == pytest.approx(len(y) / 3) for v in per_corpus.values())
+    big = corp == "big"  # 1 happy : 2 sad clips, but the same total weight per class
+    assert w[big & (y == "happy")].sum() == pytest.approx(w[big & (y == "sad")].sum())
+    assert w[big].max() < w[~big].min()  # a clip of the big corpus counts less
+    with pytest.raises(ValueError, match="one corpus per label"):
+        corpus_balanced_weights(["a"], ["x", "y"])
+
+
+def test_training_column_follows_the_rows_of_training_views():
+    import numpy as np
+
+    from emovox.evaluation.experiment import training_column, training_rows
+
+    data = _three_sizes()
+    ok = np.arange(len(data.clips)) % 2 == 0
+    data.views["speed:0.9"] = (data.X + 100, ok)
+    train = np.arange(0, 230)
+    X, y, _ = training_rows(data, train, np.array(data.column("speaker"), dtype=object))
+    corp = training_column(data, train, data.column("corpus"))
+    assert len(corp) == len(X) == len(y) == 230 + 115
+    assert corp[230:].tolist() == [data.clips[i].corpus for i in train[ok[train]]]
+
+
+def test_balance_corpus_reaches_the_classifier_fit():
+    import numpy as np
+
+    from emovox.evaluation.experiment import weighted_fit_params
+    from emovox.models import make_model
+
+    data = _three_sizes()
+    plain = evaluate(data, ExperimentConfig(model="logreg", protocol="loco"), write=False)
+    cfg = ExperimentConfig(model="logreg", protocol="loco", balance="corpus")
+    weighted = evaluate(data, cfg, write=False)
+    assert weighted.metrics["balance"] == "corpus" and plain.metrics["balance"] == "none"
+    p0 = np.array([p["p_happy"] for p in plain.predictions])
+    p1 = np.array([p["p_happy"] for p in weighted.predictions])
+    assert np.abs(p0 - p1).max() > 0.01  # the weights changed the fitted heads
+    model = make_model("logreg")
+    params = weighted_fit_params(model, np.ones(3))
+    assert list(params) == ["clf__sample_weight"]
+    assert model.get_params()["clf__class_weight"] is None  # the weights alone balance
+    with pytest.raises(ValueError, match="takes no sample weights"):
+        weighted_fit_params(make_model("lda"), np.ones(3))
+    with pytest.raises(ValueError, match="no sample weights"):
+        evaluate(
+            data, ExperimentConfig(model="knn", protocol="loco", balance="corpus"), write=False
+        )
+
+
+@pytest.mark.parametrize(
+    "name", ["loco-balanced", "loco-calm", "loco-balanced-calm", "loco-corpus-norm"]
+)
+def test_loco_variant_configs_are_the_baseline_plus_one_change(name):
+    from dataclasses import asdict
+
+    base = asdict(load_experiment_config(REPO / "configs" / "loco-baseline.toml"))
+    cfg = asdict(load_experiment_config(REPO / "configs" / f"{name}.toml"))
+    changed = {k for k in cfg if cfg[k] != base[k]} - {"name"}
+    expected = {
+        "loco-balanced": {"balance"},
+        "loco-calm": {"labels"},
+        "loco-balanced-calm": {"balance", "labels"},
+        "loco-corpus-norm": {"adapt"},
+    }[name]
+    assert changed == expected and cfg["name"] == name
+
+
+def test_loco_results_keep_adapted_runs_apart_and_compare_with_the_baseline(loco_run, tmp_path):
+    spec = importlib.util.spec_from_file_location(
+        "loco_results", REPO / "bench" / "loco_results.py"
+    )
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    _, res = loco_run
+    base = mod.collect([res.run_dir])[0] | {"run": "loco-baseline"}
+    adapted = json.loads(json.dumps(base)) | {"run": "norm", "adapted": True, "adapt": "corpus"}
+    balanced = json.loads(json.dumps(base)) | {"run": "bal", "balance": "corpus"}
+    for h in balanced["loco"]["held_out"]:
+        h["ua"] += 0.05 if h["corpus"] == "ravdess" else 0.0
+    balanced["loco"]["mean_ua"] += 0.05 / 3
+    table = mod.render([adapted, base, balanced])
+    head = table.splitlines()[0]
+    assert head.endswith("| loco-baseline | bal | norm (ADAPTED) |")  # adapted last, marked
+    assert "**ADAPTED** columns are not plain figures" in table
+    rows = {
+        r.split(" | ")[0].lstrip("| "): r
+        for r in mod.effects([base, balanced, adapted]).splitlines()
+    }
+    assert "| balance = corpus |" in rows["bal"] and "| +1.7 | +1.7 | 1 / 0 |" in rows["bal"]
+    assert "adapt = corpus (ADAPTED)" in rows["norm (ADAPTED)"]
+    assert "(the baseline)" in rows["loco-baseline"]
+    assert mod.model_name(adapted).endswith("+corpus-norm")
+    assert mod.model_name(balanced).endswith("-svm+balance=corpus")

@@ -4,6 +4,7 @@ service and the Ray tables."""
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import warnings
@@ -230,7 +231,12 @@ def test_cli_long_noise_recording_writes_an_empty_timeline(fake_engine, tmp_path
     assert res.exit_code == 0, res.output
     row = json.loads(res.stdout)
     assert row["no_speech"] is True and row["segments"] == []
+    assert row["gated"] and all("of speech" in g["reason"] for g in row["gated"])
     assert (out / "long.timeline.png").stat().st_size > 0
+    tl = json.loads((out / "long.timeline.json").read_text())  # why it is empty is kept
+    assert tl["speech_gate"] == "energy" and tl["gated"] == row["gated"]
+    rows = list(csv.DictReader((out / "long.timeline.csv").read_text().splitlines()))
+    assert len(rows) == len(row["gated"]) and {r["no_speech"] for r in rows} == {"1"}
 
 
 def test_rest_response_shows_no_speech():

@@ -87,8 +87,10 @@ def test_predict_json_one_object_per_file(fake_model, audio_dir, tmp_path):
     extra = tmp_path / "c.wav"
     sf.write(extra, tone(750, 1.2), SR)
     pattern = str(tmp_path / "*.wav")
-    res = runner.invoke(app, ["predict", str(audio_dir), pattern, "--json", "--backend", "numpy",
-                              "--no-speech-gate"])  # fmt: skip  (tones stand in for speech)
+    res = runner.invoke(
+        app,
+        ["predict", str(audio_dir), pattern, "--json", "--backend", "numpy", "--no-speech-gate"],
+    )  # fmt: skip  (tones stand in for speech)
     assert res.exit_code == 3, res.output  # broken.wav failed, the others gave results
     rows = json_lines(res.stdout)
     by_name = {Path(r["path"]).name: r for r in rows}

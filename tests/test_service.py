@@ -7,6 +7,7 @@ import asyncio
 import importlib.util
 import io
 import os
+import re
 import socket
 import tempfile
 import threading
@@ -232,6 +233,23 @@ def test_webm_as_chrome_records_it_is_decoded_with_pyav(client, app, monkeypatch
     assert_error(client.post("/v1/predict", content=webm), 413, "too_long")
 
 
+def test_decode_warnings_are_in_the_response(client, wav):
+    cut = wav[: 44 + (len(wav) - 44) * 2 // 3]  # 1.0 of 1.5 s, the header unchanged
+    r = client.post("/v1/predict", content=cut)
+    assert r.status_code == 200, r.text
+    assert r.json()["warnings"] == ["file ends early: 1.00 of 1.50 s read"]
+    assert r.json()["label"] in LABELS
+    assert client.post("/v1/predict", content=wav).json()["warnings"] == []
+    if inputs.pyav_available():  # decoded by the upload checks, not by the recognizer
+        webm = _webm_opus(2.0)
+        r = client.post("/v1/predict", content=webm[: len(webm) // 2])
+        assert r.status_code == 200, r.text
+        (w,) = r.json()["warnings"]
+        assert re.fullmatch(r"file ends early: 0\.9\d of 2\.0\d s read", w), w  # Opus pads
+    spec = client.get("/openapi.json").json()["components"]["schemas"]["PredictionOut"]
+    assert spec["properties"]["warnings"]["type"] == "array"
+
+
 def test_webm_without_pyav_is_a_clear_415(client, monkeypatch):
     monkeypatch.setattr(inputs, "pyav_available", lambda: False)
     webm = b"\x1a\x45\xdf\xa3" + bytes(200)
@@ -375,7 +393,9 @@ def test_an_upload_dribbling_in_gets_408(wav):
 def test_too_long_recording_is_413_before_decoding(bundle_dir, monkeypatch):
     app = create_app(bundle_dir, backend=BACKEND, max_seconds=2.0, workers=1)
     decoded = []
-    monkeypatch.setattr("emovox.inference.inputs.decode_with_info", lambda *a, **k: decoded.append(1))
+    monkeypatch.setattr(
+        "emovox.inference.inputs.decode_with_info", lambda *a, **k: decoded.append(1)
+    )
     monkeypatch.setattr("emovox.service.inputs.decode_with_info", lambda *a, **k: decoded.append(1))
     with TestClient(app) as c:
         err = assert_error(c.post("/v1/predict", content=encode(speechy(3.0), "FLAC")), 413)
@@ -504,7 +524,7 @@ def test_page_and_assets_are_served_locally(client):
         assert "http://" not in a.text and "https://" not in a.text  # no CDN, no web fonts
     assert "https://" not in html.replace('href="/docs"', "")
     ids = ("file-input", "drop-zone", "record-button", "result-label", "result-uncertain",
-           "result-bars", "timeline", "status", "error")  # fmt: skip
+           "result-bars", "timeline", "status", "error", "transcribe", "result-text")  # fmt: skip
     for element_id in ids:
         assert f'id="{element_id}"' in html
 

@@ -297,3 +297,24 @@ def test_folds_of_runs_made_before_a_setting_existed_are_reused(ravdess_tree, tm
         train_args(cfg_path, ravdess_tree, out, "--folds", "1", "--resume", "--precision", "bf16"),
     )
     assert res.exit_code != 0 and "other settings" in res.output
+
+
+def test_train_loco_scores_each_held_out_corpus_beside_chance(ravdess_tree, tmp_path):
+    from test_loco import write_folder_corpus
+
+    write_folder_corpus(ravdess_tree / "mine")  # corpus "custom": happy, sad, angry, calm
+    cfg = tmp_path / "tiny-loco.toml"
+    cfg.write_text(
+        TINY.format(protocol="loco", extra="").replace(
+            'corpora = ["ravdess"]', 'corpora = ["ravdess", "custom"]'
+        )
+    )
+    res = runner.invoke(app, train_args(cfg, ravdess_tree, tmp_path / "runs", "--json"))
+    assert res.exit_code == 0, res.output
+    m = json.loads((Path(last_json(res.output)["run_dir"]) / "metrics.json").read_text())
+    held = {h["corpus"]: h for h in m["loco"]["held_out"]}
+    assert set(held) == {"ravdess", "custom"}
+    # each corpus is scored on its own emotions that the other corpus has
+    assert set(held["custom"]["labels"]) <= {"happy", "sad", "angry"}
+    assert held["custom"]["chance"] == 1 / len(held["custom"]["labels"])
+    assert held["ravdess"]["unscored"] > 0  # ravdess neutral: no training clip in "custom"

@@ -97,6 +97,13 @@ def evaluate(
             "first. Uses no labels but does use unlabeled clips of each TEST speaker/corpus."
         ),
     ] = None,
+    balance: Annotated[
+        str | None,
+        typer.Option(
+            help="none (default) or corpus: weight training clips so every training corpus "
+            "counts the same, classes balanced within each (logreg, svm)."
+        ),
+    ] = None,
     config: Annotated[
         Path | None,
         typer.Option(
@@ -129,6 +136,7 @@ def evaluate(
         features=features,
         train_views=split_list(train_view) or None,
         adapt=adapt,
+        balance=balance,
         out_dir=out_dir,
         name=name,
         root=root,

@@ -15,6 +15,7 @@ here, so ``from emovox.evaluation.experiment import ...`` gives the whole API.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -41,7 +42,13 @@ from emovox.evaluation.metrics import score
 from emovox.evaluation.reports import write_run
 from emovox.evaluation.splits import Split, make_split
 from emovox.features.embeddings import encoder_names
-from emovox.models import FRAME_MODELS, SEQUENCE_MODELS, default_param_grid, make_model
+from emovox.models import (
+    CLF_STEP,
+    FRAME_MODELS,
+    SEQUENCE_MODELS,
+    default_param_grid,
+    make_model,
+)
 from emovox.progress import progress_bar
 
 __all__ = [
@@ -53,6 +60,7 @@ __all__ = [
     "adapt_features",
     "check_config",
     "class_probabilities",
+    "corpus_balanced_weights",
     "evaluate",
     "excluded_summary",
     "load_dataset",
@@ -62,7 +70,9 @@ __all__ = [
     "resolve_labels",
     "scan",
     "sequence_stats",
+    "training_column",
     "training_rows",
+    "weighted_fit_params",
 ]
 
 
@@ -95,16 +105,55 @@ def training_rows(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Features, labels and speakers of a training fold, plus its clips' augmented views
     (only ever the fold's own clips: views never reach test data)."""
-    y = data.y
-    X, Y, G = [data.X[train]], [y[train]], [groups[train]]
-    for Xv, okv in data.views.values():
-        rows = train[okv[train]]
-        X.append(Xv[rows])
-        Y.append(y[rows])
-        G.append(groups[rows])
-    if len(X) == 1:
-        return X[0], Y[0], G[0]
-    return np.concatenate(X), np.concatenate(Y), np.concatenate(G)
+    X = [data.X[train]] + [Xv[train[okv[train]]] for Xv, okv in data.views.values()]
+    X_rows = X[0] if len(X) == 1 else np.concatenate(X)
+    return X_rows, training_column(data, train, data.y), training_column(data, train, groups)
+
+
+def training_column(data: Dataset, train: np.ndarray, column: np.ndarray) -> np.ndarray:
+    """One per-clip ``column`` (labels, speakers, corpora) for the rows :func:`training_rows`
+    gives: the fold's clips, then each augmented view's clips, in the same order."""
+    column = np.asarray(column)
+    parts = [column[train]] + [column[train[okv[train]]] for _, okv in data.views.values()]
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def corpus_balanced_weights(corpora: Sequence[str], y: Sequence[str]) -> np.ndarray:
+    """Sample weights giving every corpus the same total weight and, within a corpus, every
+    class the same share of it (as ``class_weight="balanced"`` does, one corpus at a time):
+    ``n / (n_corpora * n_classes_in_corpus * n_clips_of_that_corpus_and_class)``. They sum to
+    the number of clips, ``n / n_corpora`` per corpus.
+
+    >>> corpus_balanced_weights(["a", "a", "a", "b"], ["x", "x", "y", "x"]).tolist()
+    [0.5, 0.5, 1.0, 2.0]
+    """
+    corp = np.asarray(corpora, dtype=object)
+    lab = np.asarray(y, dtype=object)
+    if len(corp) != len(lab) or not len(lab):
+        raise ValueError(f"expected one corpus per label, got {len(corp)} and {len(lab)}")
+    pairs = Counter(zip(corp.tolist(), lab.tolist(), strict=True))
+    classes = Counter(c for c, _ in pairs)
+    n, n_corpora = len(lab), len(classes)
+    return np.array(
+        [n / (n_corpora * classes[c] * pairs[c, k]) for c, k in zip(corp, lab, strict=True)]
+    )
+
+
+def weighted_fit_params(model, weight: np.ndarray) -> dict[str, np.ndarray]:
+    """``fit`` keywords that pass ``weight`` to a :func:`make_classical` pipeline's classifier,
+    whose own ``class_weight`` is switched off so the weights alone set the balance; a model
+    whose classifier takes no sample weights is a ``ValueError``."""
+    from sklearn.utils.validation import has_fit_parameter
+
+    clf = getattr(model, "named_steps", {}).get(CLF_STEP)
+    if clf is None or not has_fit_parameter(clf, "sample_weight"):
+        raise ValueError(
+            f"balance='corpus' weights training clips, and {type(clf or model).__name__} takes "
+            "no sample weights: use logreg or svm"
+        )
+    if "class_weight" in clf.get_params():
+        model.set_params(**{f"{CLF_STEP}__class_weight": None})
+    return {f"{CLF_STEP}__sample_weight": weight}
 
 
 def class_probabilities(model, X: np.ndarray, labels: Sequence[str]) -> np.ndarray | None:
@@ -120,10 +169,18 @@ def class_probabilities(model, X: np.ndarray, labels: Sequence[str]) -> np.ndarr
     return out
 
 
-def _fit(cfg: ExperimentConfig, X: np.ndarray, y: np.ndarray, groups: np.ndarray, leaky: bool):
+def _fit(
+    cfg: ExperimentConfig,
+    X: np.ndarray,
+    y: np.ndarray,
+    groups: np.ndarray,
+    leaky: bool,
+    weight: np.ndarray | None = None,
+):
     model = make_model(cfg.model, seed=cfg.seed, probability=False, **model_params(cfg))
+    fit_params = {} if weight is None else weighted_fit_params(model, weight)
     if not cfg.tune:
-        return model.fit(X, y)
+        return model.fit(X, y, **fit_params)
     if cfg.model in SEQUENCE_MODELS | FRAME_MODELS:
         raise ValueError(f"--tune has no grid for {cfg.model!r}; run it without --tune")
     from sklearn.model_selection import GridSearchCV, GroupKFold, StratifiedKFold
@@ -133,10 +190,10 @@ def _fit(cfg: ExperimentConfig, X: np.ndarray, y: np.ndarray, groups: np.ndarray
     if leaky or n_groups < 2:
         cv = StratifiedKFold(3, shuffle=True, random_state=cfg.seed)
         search = GridSearchCV(model, grid, cv=cv, scoring="balanced_accuracy")
-        return search.fit(X, y).best_estimator_
+        return search.fit(X, y, **fit_params).best_estimator_
     cv = GroupKFold(min(3, n_groups))  # inner folds: training speakers only
     search = GridSearchCV(model, grid, cv=cv, scoring="balanced_accuracy")
-    return search.fit(X, y, groups=groups).best_estimator_
+    return search.fit(X, y, groups=groups, **fit_params).best_estimator_
 
 
 def adapt_features(data: Dataset, how: str) -> Dataset:
@@ -172,7 +229,12 @@ def _score_fold(
 ) -> None:
     """Fit on one fold's training rows, predict its test clips, append rows and the fold UA."""
     y = data.y
-    model = _fit(cfg, *training_rows(data, np.asarray(fold.train), speakers), leaky)
+    train = np.asarray(fold.train)
+    weight = None
+    if cfg.balance == "corpus":
+        corpora = training_column(data, train, data.column("corpus"))
+        weight = corpus_balanced_weights(corpora, training_column(data, train, y))
+    model = _fit(cfg, *training_rows(data, train, speakers), leaky, weight)
     proba = class_probabilities(model, data.X[fold.test], data.labels)
     pred = model.predict(data.X[fold.test])
     fold_ua.append(score(y[fold.test], pred, data.labels)["ua"])
@@ -201,7 +263,9 @@ def evaluate(
     """Fit the configured classical model on each training fold and score the pooled predictions.
 
     With ``cfg.adapt`` set, features are first standardised per speaker or corpus using every
-    clip's features but no labels (:func:`adapt_features`); the metrics say so.
+    clip's features but no labels (:func:`adapt_features`); the metrics say so. With
+    ``cfg.balance == "corpus"`` each fold's training clips are weighted so every training corpus
+    counts the same (:func:`corpus_balanced_weights`).
     """
     t0 = time.perf_counter()
     data = adapt_features(data, cfg.adapt)
@@ -241,6 +305,7 @@ def evaluate(
         train_views=list(data.views),
         train_view_failures={v: int((~ok).sum()) for v, (_, ok) in data.views.items()},
         adapt=cfg.adapt,
+        balance=cfg.balance,
         leakage=split.audit_summary(),
         skipped=len(data.skipped),
         excluded=data.excluded,

@@ -22,6 +22,10 @@ from emovox.features.embeddings import encoder_names, is_embedding_spec
 from emovox.io import corpora_root, listify
 from emovox.models import CLASSICAL, FRAME_MODELS, SEQUENCE_MODELS
 
+#: Training-clip weightings for ``ExperimentConfig.balance``: ``none`` (the model's own class
+#: balance) or ``corpus`` (each training corpus the same total weight, classes balanced within it).
+BALANCE_CHOICES = ("none", "corpus")
+
 
 @dataclass
 class ExperimentConfig:
@@ -43,6 +47,7 @@ class ExperimentConfig:
     denoise: bool = False  # spectral-gating noise reduction before features
     train_views: list[str] = field(default_factory=list)  # e.g. ["speed:0.9"]: training rows only
     adapt: str = "none"  # "speaker" | "corpus": standardise features per group (no labels used)
+    balance: str = "none"  # "corpus": each training corpus the same total weight (BALANCE_CHOICES)
     n_jobs: int = -1
     name: str | None = None
     out_dir: str = "runs"
@@ -87,8 +92,8 @@ def load_experiment_config(path: str | Path, **overrides: object) -> ExperimentC
 
 
 def check_config(cfg: ExperimentConfig, source: str = "config") -> None:
-    """Check the names a run uses (protocol, model, labels, features, adaptation, corpora)
-    before any audio is read; raises :class:`emovox.evaluation.config.ConfigError` naming
+    """Check the names a run uses (protocol, model, labels, features, adaptation, balance,
+    corpora) before any audio is read; raises :class:`emovox.evaluation.config.ConfigError` naming
     ``source`` and the key."""
 
     def bad(key: str, why: str) -> ConfigError:
@@ -101,6 +106,8 @@ def check_config(cfg: ExperimentConfig, source: str = "config") -> None:
         raise bad("model", f"is not one of {', '.join(sorted(models))}")
     if cfg.adapt not in ADAPT_CHOICES:
         raise bad("adapt", f"is not one of {', '.join(ADAPT_CHOICES)}")
+    if cfg.balance not in BALANCE_CHOICES:
+        raise bad("balance", f"is not one of {', '.join(BALANCE_CHOICES)}")
     if cfg.k < 2:
         raise bad("k", "must be at least 2")
     try:
