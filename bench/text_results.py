@@ -67,6 +67,19 @@ def words_only(text: str) -> str:
     return " ".join(re.sub(r"[^\w\s']", " ", text.lower()).split())
 
 
+def usual_share(plain: list[str], sentences: list, y: np.ndarray, labels) -> dict[str, float]:
+    """By emotion, the share of clips transcribed as their sentence's most common transcript
+    (plain words): how often tiny.en heard the sentence the usual way."""
+    usual = {
+        s: Counter(t for t, s2 in zip(plain, sentences, strict=True) if s2 == s).most_common(1)[0][
+            0
+        ]
+        for s in set(sentences)
+    }
+    hit = np.array([t == usual[s] for t, s in zip(plain, sentences, strict=True)])
+    return {lab: round(float(hit[y == lab].mean()), 4) for lab in labels}
+
+
 def scored(y: np.ndarray, probs: np.ndarray, labels, folds) -> dict:
     """Pooled metrics of out-of-fold probabilities, plus each fold's UA."""
     pred = predicted_labels(probs, labels)
@@ -178,6 +191,7 @@ def run_corpus(corpus: str, sentence_model) -> tuple[list[dict], dict]:
         "vader_compound_mean": {lab: round(float(compound[y == lab].mean()), 4) for lab in labels},
         "vader_nonzero_share": round(float(np.mean(compound != 0)), 4),
         "exclaimed_share": {lab: round(float(exclaimed[y == lab].mean()), 4) for lab in labels},
+        "usual_transcript_share": usual_share(plain, data.column("text"), y, labels),
         "text_words_only_ua": scored(y, p_plain, labels, folds)["ua"],
         "seconds": {
             "load_embeddings": round(t_load, 1),
@@ -194,6 +208,29 @@ def load_details() -> dict:
     import json
 
     return json.loads(DETAILS.read_text()) if DETAILS.exists() else {}
+
+
+def _by_emotion(values: dict[str, float], fmt: str = "{:.0%}") -> str:
+    return ", ".join(f"{k} {fmt.format(round(v, 2) + 0.0)}" for k, v in values.items())
+
+
+def corpus_notes(corpus: str, d: dict) -> list[str]:
+    """What the text of one corpus holds: the lines under docs/text.md's table."""
+    tr, s = d["transcripts"], d["seconds"]
+    lo, hi = min(d["fold_ua"]["text-logreg"]), max(d["fold_ua"]["text-logreg"])
+    return [
+        f"- **{corpus}**: {tr['sentences_in_corpus']} sentences, {tr['distinct']} distinct "
+        f"transcripts ({tr['distinct_words_only']} as lower-cased words without punctuation), "
+        f"{tr['empty']} empty. Text UA per fold {100 * lo:.1f} to {100 * hi:.1f}; on the plain "
+        f"words {100 * d['text_words_only_ua']:.1f}.",
+        f"  - transcribed as their sentence's usual words: "
+        f"{_by_emotion(d['usual_transcript_share'])}",
+        f"  - transcripts with `!`: {_by_emotion(d['exclaimed_share'])}",
+        f"  - VADER compound non-zero on {d['vader_nonzero_share']:.0%} of clips; mean: "
+        f"{_by_emotion(d['vader_compound_mean'], '{:+.2f}')}",
+        f"  - text features {s['text_features']:.0f} s, text head {s['head text-logreg']:.0f} s "
+        f"({d['folds']} folds, features included), audio head {s['head audio-logreg']:.0f} s",
+    ]
 
 
 def text_table(details: dict) -> str:
@@ -220,23 +257,7 @@ def text_table(details: dict) -> str:
         )
         d = details.get(corpus)
         if d:
-            tr, s = d["transcripts"], d["seconds"]
-            vader = ", ".join(
-                f"{k} {round(v, 2) + 0.0:+.2f}" for k, v in d["vader_compound_mean"].items()
-            )
-            excl = ", ".join(f"{k} {100 * v:.0f}%" for k, v in d["exclaimed_share"].items())
-            lo, hi = min(d["fold_ua"]["text-logreg"]), max(d["fold_ua"]["text-logreg"])
-            notes.append(
-                f"- {corpus}: {tr['distinct']} distinct transcripts ({tr['distinct_words_only']} "
-                f"as lower-cased words without punctuation) of {tr['sentences_in_corpus']} "
-                f"sentences; text UA on those plain words "
-                f"{100 * d['text_words_only_ua']:.1f}% (with punctuation: fold UA "
-                f"{100 * lo:.1f} to {100 * hi:.1f}); transcripts with `!` by emotion: {excl}; "
-                f"{tr['empty']} empty; VADER compound non-zero on "
-                f"{100 * d['vader_nonzero_share']:.0f}% of clips, mean by emotion: {vader}. "
-                f"Text features {s['text_features']:.0f} s, text head {s['head text-logreg']:.0f} "
-                f"s ({d['folds']}-fold, features included)."
-            )
+            notes += corpus_notes(corpus, d)
     return "\n".join([*lines, "", *notes])
 
 

@@ -135,6 +135,8 @@ def assert_prediction(body: dict) -> None:
     assert isinstance(body["uncertain"], bool)
     assert body["uncertain"] == (body["probabilities"][body["label"]] < body["threshold"])
     assert body["duration"] > 0
+    # the test bundle has no domain score: the fields are there, empty
+    assert body["out_of_domain"] is None and body["domain_score"] is None
 
 
 # ------------------------------------------------------------------------------ happy paths

@@ -193,6 +193,12 @@ def test_transcript_cache_transcribes_once_and_keys_on_settings(tmp_path):
     assert tr.calls == 3 and not any(t.cached for t in first)
     again = transcribe_files(paths, tr, root=tmp_path / "cache")
     assert tr.calls == 3 and all(t.cached for t in again)
+    # a damaged entry is redone, not trusted
+    cache = TranscriptCache(tr, tmp_path / "cache")
+    entry = next(cache.directory.rglob("*/*.json"))
+    entry.write_text("{not json")
+    assert sum(not t.cached for t in transcribe_files(paths, tr, root=tmp_path / "cache")) == 1
+    assert tr.calls == 4
     assert [t.text for t in again] == [t.text for t in first]
     # a renamed copy hits (keyed by the bytes), other settings miss
     copy = tmp_path / "renamed.wav"

@@ -197,6 +197,7 @@ def _predict_here(
     warned: list[Prediction] = []
     used: set[str] = set()
     used_transcripts: set[str] = set()
+    unfamiliar = False  # any answer flagged out_of_domain (a note under the table)
     progress = Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -213,6 +214,7 @@ def _predict_here(
             progress.advance(task)
             if p.warnings:
                 warned.append(p)
+            unfamiliar = unfamiliar or bool(p.out_of_domain)
             if not p.ok:
                 failed.append(p)
             elif p.segments is not None and timeline_dir is not None:
@@ -232,7 +234,9 @@ def _predict_here(
             elif p.ok:
                 table.add_row(
                     escape(path),
-                    f"{p.label}" + (" [yellow](uncertain)[/]" if p.uncertain else ""),
+                    f"{p.label}"
+                    + (" [yellow](uncertain)[/]" if p.uncertain else "")
+                    + (" [magenta](unfamiliar audio)[/]" if p.out_of_domain else ""),
                     f"{p.probabilities[p.label]:.2f}",
                     f"{p.duration:.1f} s",
                     "" if p.segments is None else str(len(p.segments)),
@@ -245,6 +249,11 @@ def _predict_here(
         out.print(
             f"uncertain: top probability below {pred.threshold:.2f}; labels: {', '.join(labels)}"
         )
+        if unfamiliar:
+            out.print(
+                "unfamiliar audio: unlike the recordings the model learnt from; its answer "
+                "deserves less trust"
+            )
         for p in warned:  # --json and --csv carry them in each row
             for w in p.warnings:
                 err.print(

@@ -19,7 +19,7 @@ import platform
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,12 @@ from emovox.evaluation.metrics import score
 from emovox.evaluation.splits import make_split, validation_speakers
 from emovox.features.embeddings import EmbeddingConfig, extract_embeddings, load_encoder
 from emovox.inference.bundle import BundleConfig, write_bundle
+from emovox.inference.domain import (
+    DEFAULT_COMPONENTS,
+    DEFAULT_QUANTILE,
+    DomainScore,
+    fit_domain,
+)
 from emovox.io import atomic_write_json, cache_dir, corpora_root
 
 Log = Callable[[str], None]
@@ -114,6 +120,105 @@ def demo_speakers() -> list[str]:
     return [f"crema_d:{c['actor']}" for c in clips if "actor" in c]
 
 
+@dataclass
+class TrainingData:
+    """The clips a bundle is built from and their embeddings (``X``: the chosen layers)."""
+
+    clips: list[Any]
+    result: Any  # the extraction result (all layers, hashes, errors)
+    X: np.ndarray
+    layers: list[int]
+    label_set: tuple[str, ...]
+    excluded: dict[str, int]
+    encoder: Any
+    embedding: EmbeddingConfig
+    preprocess: Preprocess
+
+
+def training_data(
+    roots: Sequence[str] | None,
+    corpora: Sequence[str],
+    labels: str,
+    encoder: str,
+    layers: Sequence[int] | None,
+    progress: bool,
+    say: Log,
+) -> TrainingData:
+    """Scan the corpora, keep the label set and embed every clip (cached), as
+    :func:`build_default_model` does."""
+    exp = ExperimentConfig(corpora=list(corpora), roots=list(roots or [str(corpora_root())]))
+    manifest = scan(exp)
+    label_set = resolve_labels(labels, manifest)
+    kept, excluded = manifest.restrict(label_set)
+    emb_cfg = EmbeddingConfig(encoder)
+    pre = Preprocess()
+    res = extract_embeddings(
+        [c.path for c in kept.clips], emb_cfg, pre, cache_dir() / "features", progress
+    )
+    clips = [kept.clips[i] for i in np.flatnonzero(res.ok)]
+    if res.errors:
+        listed = "; ".join(f"{p}: {r}" for p, r in res.errors[:5])
+        say(f"{len(res.errors)} clip(s) skipped: {listed}")
+    enc = load_encoder(encoder)
+    n_all = enc.dims.n_layer + 1
+    width = 2 * enc.dims.n_state
+    layers = list(range(n_all)) if layers is None else sorted(set(int(i) for i in layers))
+    if not layers or min(layers) < 0 or max(layers) >= n_all:
+        raise ValueError(f"layers must lie in 0..{n_all - 1}, got {layers}")
+    X = select_layers(res.X, n_all, layers, width)
+    return TrainingData(clips, res, X, layers, tuple(label_set), dict(excluded), enc, emb_cfg, pre)
+
+
+def validation_mask(
+    speakers: np.ndarray,
+    corpora: Sequence[str],
+    val_fraction: float = 0.15,
+    seed: int = 0,
+    holdout_speakers: Sequence[str] | None = None,
+) -> tuple[np.ndarray, set[str]]:
+    """Which clips belong to the validation speakers (``holdout_speakers``, default the demo
+    clips' speakers, plus a draw per corpus), and those speakers."""
+    if holdout_speakers is None:
+        holdout_speakers = demo_speakers()
+    preset = set(holdout_speakers) & set(speakers)
+    val_spk = validation_speakers(speakers, corpora, val_fraction, [seed, 3], preset=preset)
+    return np.array([s in val_spk for s in speakers]), val_spk
+
+
+def fit_domain_score(
+    head: dict[str, np.ndarray],
+    X_train: np.ndarray,
+    X_val: np.ndarray,
+    k: int = DEFAULT_COMPONENTS,
+    quantile: float = DEFAULT_QUANTILE,
+    seed: int = 0,
+) -> DomainScore:
+    """The domain score over the head's standardised features: fitted on the training clips,
+    its threshold the ``quantile`` of the validation (held-out speakers') scores."""
+
+    def standardise(X: np.ndarray) -> np.ndarray:
+        return (np.asarray(X, dtype=np.float64) - head["mean"]) / head["scale"]
+
+    dom = fit_domain(standardise(X_train), k=k, seed=seed)
+    return dom.with_threshold(dom.score(standardise(X_val)), quantile)
+
+
+def domain_card(domain: DomainScore) -> str:
+    """The model card's sentence on ``out_of_domain``."""
+    what = (
+        f"its distance from the {len(domain.scale)} main directions of the standardised "
+        "training embeddings (relative to the training clips')"
+        if domain.method == "residual"
+        else f"a Mahalanobis distance in the {len(domain.scale)} main directions of the "
+        "standardised training embeddings"
+    )
+    return (
+        f"an answer is flagged out_of_domain when its audio lies far from the training clips: "
+        f"{what} above {domain.threshold:.3f}, the {100 * DEFAULT_QUANTILE:.0f}th percentile on "
+        "the held-out speakers (see docs/generalization.md)"
+    )
+
+
 def build_default_model(
     out: str | Path,
     roots: Sequence[str] | None = None,
@@ -138,28 +243,11 @@ def build_default_model(
     """
     say: Log = log or (lambda _m: None)
     t0 = time.perf_counter()
-    exp = ExperimentConfig(corpora=list(corpora), roots=list(roots or [str(corpora_root())]))
-    manifest = scan(exp)
-    label_set = resolve_labels(labels, manifest)
-    kept, excluded = manifest.restrict(label_set)
-    emb_cfg = EmbeddingConfig(encoder)
-    pre = Preprocess()
-    res = extract_embeddings(
-        [c.path for c in kept.clips], emb_cfg, pre, cache_dir() / "features", progress
-    )
-    clips = [kept.clips[i] for i in np.flatnonzero(res.ok)]
-    if res.errors:
-        listed = "; ".join(f"{p}: {r}" for p, r in res.errors[:5])
-        say(f"{len(res.errors)} clip(s) skipped: {listed}")
-    enc = load_encoder(encoder)
-    n_all = enc.dims.n_layer + 1
-    width = 2 * enc.dims.n_state
-    layers = list(range(n_all)) if layers is None else sorted(set(int(i) for i in layers))
-    if not layers or min(layers) < 0 or max(layers) >= n_all:
-        raise ValueError(f"layers must lie in 0..{n_all - 1}, got {layers}")
-    X = select_layers(res.X, n_all, layers, width)
+    data = training_data(roots, corpora, labels, encoder, layers, progress, say)
+    clips, res, X, layers, excluded = data.clips, data.result, data.X, data.layers, data.excluded
+    enc, emb_cfg, pre = data.encoder, data.embedding, data.preprocess
     y = np.array([c.emotion for c in clips], dtype=object)
-    present = [lab for lab in label_set if lab in set(y)]
+    present = [lab for lab in data.label_set if lab in set(y)]
     speakers = np.array([c.speaker for c in clips], dtype=object)
     corp = [c.corpus for c in clips]
     say(f"{len(clips)} clips, {len(set(speakers))} speakers, {X.shape[1]} features")
@@ -185,13 +273,10 @@ def build_default_model(
         }
 
     # 4. final head on training speakers; temperature and threshold on validation speakers
-    if holdout_speakers is None:
-        holdout_speakers = demo_speakers()
-    preset = set(holdout_speakers) & set(speakers)
-    val_spk = validation_speakers(speakers, corp, val_fraction, [seed, 3], preset=preset)
-    is_val = np.array([s in val_spk for s in speakers])
+    is_val, val_spk = validation_mask(speakers, corp, val_fraction, seed, holdout_speakers)
     model, order = fit_head(X[~is_val], y[~is_val], present, C, seed)
     head = head_tensors(model, order)
+    domain = fit_domain_score(head, X[~is_val], X[is_val], seed=seed)
     y_val = np.array([present.index(v) for v in y[is_val]])
     Z = logits(head, X[is_val])
     T = fit_temperature(Z, y_val)
@@ -236,6 +321,7 @@ def build_default_model(
             "per_corpus": per_corpus,
         },
         "calibration": calib,
+        "out_of_domain": domain_card(domain),
         "uncertain": (
             f"a prediction is flagged uncertain when its calibrated top probability is below "
             f"{threshold}: the model itself rates it more likely wrong than right"
@@ -263,7 +349,7 @@ def build_default_model(
         preprocess=asdict(pre),
         card=card,
     )
-    write_bundle(out, cfg, enc.state_dict(), head)
+    write_bundle(out, cfg, enc.state_dict(), head, domain)
     atomic_write_json(Path(out) / "card.json", card)
     return cfg.to_dict()
 
@@ -323,6 +409,18 @@ def render_card(cfg: dict[str, Any]) -> str:
         f"is {100 * (cal['accuracy_when_certain'] or 0):.0f} % when not flagged and "
         f"{100 * (cal['accuracy_when_uncertain'] or 0):.0f} % when flagged.",
         "",
+        *(
+            [
+                "## Unfamiliar audio (out_of_domain)",
+                "",
+                card["out_of_domain"][0].upper() + card["out_of_domain"][1:] + ". It catches "
+                "audio unlike the training recordings (other studios, channels, languages), on "
+                "which the probabilities are overconfident; the answer is still given.",
+                "",
+            ]
+            if card.get("out_of_domain")
+            else []
+        ),
         "## Limits",
         "",
         *[f"- {x}" for x in card["limits"]],

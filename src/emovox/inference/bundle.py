@@ -3,10 +3,14 @@ pooled layer statistics and a calibrated linear head).
 
 ``model.safetensors``
     ``encoder.*`` (fp16; only the blocks the head reads) and ``head.mean``, ``head.scale``,
-    ``head.weight``, ``head.bias`` (fp32).
+    ``head.weight``, ``head.bias`` (fp32); optionally ``domain.mean``, ``domain.components``,
+    ``domain.scale``, ``domain.residual`` (fp32, the domain score of
+    :mod:`emovox.inference.domain`).
 ``model.json``
     format, labels, which layers and statistics feed the head, the softmax temperature, the
-    ``uncertain`` threshold, preprocessing, and the model card (data, protocol, scores, limits).
+    ``uncertain`` threshold, the ``out_of_domain`` threshold and score kind (``domain_threshold``,
+    ``domain_method``; optional), preprocessing, and the model card (data, protocol, scores,
+    limits).
 ``LICENSE-whisper.txt``
     the MIT notice of the encoder weights.
 
@@ -30,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from emovox.audio import Preprocess
+from emovox.inference.domain import DomainScore
 from emovox.io import atomic_write_json
 
 FORMAT = "emovox-bundle"
@@ -55,6 +60,8 @@ class BundleConfig:
     threshold: float = 0.5
     preprocess: dict[str, Any] = field(default_factory=lambda: asdict(Preprocess()))
     card: dict[str, Any] = field(default_factory=dict)
+    domain_threshold: float | None = None  # out_of_domain above it (domain.* tensors)
+    domain_method: str = "residual"  # the kind of domain score (emovox.inference.domain)
     format: str = FORMAT
     version: int = VERSION
 
@@ -136,14 +143,34 @@ def read_bundle(
     return cfg, enc, head
 
 
+def read_domain(path: str | Path | None, cfg: BundleConfig) -> DomainScore | None:
+    """The bundle's domain score (:mod:`emovox.inference.domain`), None when it has none."""
+    from safetensors import SafetensorError, safe_open
+
+    file = bundle_path(path) / MODEL_FILE
+    try:
+        with safe_open(str(file), framework="numpy") as f:
+            tensors = {k[7:]: f.get_tensor(k) for k in f.keys() if k.startswith("domain.")}
+    except (SafetensorError, OSError) as exc:
+        raise BundleError(f"{file}: unreadable safetensors ({exc})") from exc
+    if not tensors:
+        return None
+    try:
+        return DomainScore.from_tensors(tensors, cfg.domain_threshold, cfg.domain_method)
+    except ValueError as exc:
+        raise BundleError(f"{file}: {exc}") from exc
+
+
 def write_bundle(
     folder: str | Path,
     cfg: BundleConfig,
     encoder_state: dict[str, Any],
     head: dict[str, np.ndarray],
+    domain: DomainScore | None = None,
 ) -> Path:
     """Write a bundle: encoder tensors (fp16, only blocks < ``cfg.n_blocks``; ``ln_post`` only
-    when the last layer is read), head (fp32), ``model.json`` and the Whisper licence."""
+    when the last layer is read), head (fp32), the optional domain score (fp32; its threshold
+    goes to ``cfg.domain_threshold``), ``model.json`` and the Whisper licence."""
     from safetensors.numpy import save_file
 
     folder = Path(folder)
@@ -161,6 +188,9 @@ def write_bundle(
         keep[f"encoder.{k}"] = arr.astype(np.float16)
     for k, v in head.items():
         keep[f"head.{k}"] = np.asarray(v, dtype=np.float32)
+    if domain is not None:
+        keep.update({f"domain.{k}": v for k, v in domain.tensors().items()})
+        cfg.domain_threshold, cfg.domain_method = domain.threshold, domain.method
     cfg.dims = dict(cfg.dims) | {"n_layer": cfg.n_blocks}
     tmp = folder / f".{MODEL_FILE}.tmp"
     save_file(keep, str(tmp), metadata={"format": FORMAT, "version": str(VERSION)})

@@ -4,6 +4,7 @@
 
 >>> head = load_bundle()                       # the packaged default model   # doctest: +SKIP
 >>> head.predict_proba([waveform_16k])         # (1, n_labels)                # doctest: +SKIP
+>>> P, scores = head.predict_with_domain([waveform_16k])  # + domain scores   # doctest: +SKIP
 
 Decoding, checks, batching and long recordings are :class:`emovox.inference.recognizer.Recognizer`'s
 (what ``emovox.load()`` returns).
@@ -27,7 +28,8 @@ from emovox.inference.backends import (
     TorchEncoder,
     importable,
 )
-from emovox.inference.bundle import BundleConfig, bundle_path, read_bundle
+from emovox.inference.bundle import BundleConfig, bundle_path, read_bundle, read_domain
+from emovox.inference.domain import DomainScore
 from emovox.inference.export import cached_onnx
 
 
@@ -66,7 +68,9 @@ def open_encoder(
 
 
 class EncoderHead:
-    """A loaded bundle: ``predict_proba(wavs)`` for decoded 16 kHz mono waveforms."""
+    """A loaded bundle: ``predict_proba(wavs)`` for decoded 16 kHz mono waveforms;
+    ``predict_with_domain(wavs)`` adds the domain scores (``domain``: the bundle's
+    :class:`~emovox.inference.domain.DomainScore`, None when it has none)."""
 
     sample_rate = SAMPLE_RATE
 
@@ -78,6 +82,7 @@ class EncoderHead:
         path: Path | None = None,
         backend: str = "auto",
         threads: int | None = 1,
+        domain: DomainScore | None = None,
     ) -> None:
         self.config = cfg
         self.labels: tuple[str, ...] = tuple(cfg.labels)
@@ -89,6 +94,11 @@ class EncoderHead:
         self._scale = head["scale"].astype(np.float64)
         self._W = head["weight"].astype(np.float64)
         self._b = head["bias"].astype(np.float64)
+        if domain is not None and domain.n_features != self._W.shape[1]:
+            raise ValueError(
+                f"domain score reads {domain.n_features} features, the head {self._W.shape[1]}"
+            )
+        self.domain = domain
         #: The backend computing the pooled statistics (:mod:`emovox.inference.backends`).
         self.encoder: Encoder = open_encoder(backend, weights, cfg, path, threads)
 
@@ -125,14 +135,28 @@ class EncoderHead:
         P = np.exp(Z)
         return (P / P.sum(axis=1, keepdims=True)).astype(np.float32)
 
+    def domain_scores(self, F: np.ndarray) -> np.ndarray | None:
+        """Domain scores ``(n,)`` of pooled statistics ``(n, F)`` (None without a domain
+        score): how far they lie from the training data, in the head's standardised space."""
+        if self.domain is None:
+            return None
+        return self.domain.score((np.asarray(F, dtype=np.float64) - self._mean) / self._scale)
+
     def predict_proba(self, wavs: Sequence[np.ndarray]) -> np.ndarray:
         """``(n, len(labels))`` probabilities for 16 kHz mono waveforms (raw audio; trimmed and
         loudness-normalised here). Raises :class:`emovox.audio.AudioError` for unusable audio
         (silent, too short)."""
+        return self.predict_with_domain(wavs)[0]
+
+    def predict_with_domain(
+        self, wavs: Sequence[np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """:meth:`predict_proba` and the inputs' domain scores (None without a domain score)."""
         if len(wavs) == 0:
-            return np.zeros((0, len(self.labels)), dtype=np.float32)
+            empty = None if self.domain is None else np.zeros(0)
+            return np.zeros((0, len(self.labels)), dtype=np.float32), empty
         F = np.stack([self.features(y) for y in wavs])
-        return self.head_proba(F)
+        return self.head_proba(F), self.domain_scores(F)
 
 
 def load_bundle(
@@ -141,4 +165,4 @@ def load_bundle(
     """Load a bundle folder (``None``: the packaged default model) as an :class:`EncoderHead`."""
     folder = bundle_path(path)
     cfg, enc, head = read_bundle(folder)
-    return EncoderHead(cfg, enc, head, folder, backend, threads)
+    return EncoderHead(cfg, enc, head, folder, backend, threads, read_domain(folder, cfg))

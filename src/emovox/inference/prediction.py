@@ -16,7 +16,10 @@ class Prediction:
     ``speech_seconds`` is the speech it measured and ``speech_gate`` its detector (``"silero"``
     or ``"energy"``; None when the gate was off). A long recording has ``segments`` (its
     timeline) and ``gated``: the segments the speech gate refused (times, ``speech`` and
-    ``reason``).
+    ``reason``). ``out_of_domain`` is True when the audio is unlike anything the model learnt
+    from (``domain_score`` above the model's threshold; :mod:`emovox.inference.domain`): its
+    answer deserves less trust even when it looks certain. Both are None when the model has no
+    domain score (and for long recordings).
     """
 
     label: str | None
@@ -33,6 +36,8 @@ class Prediction:
     text: str | None = None  # what was said (predict(..., transcribe=True))
     text_warning: str | None = None  # e.g. "probably not English"
     gated: list[dict[str, Any]] = field(default_factory=list)  # long recordings: refused segments
+    out_of_domain: bool | None = None  # audio unlike the training data
+    domain_score: float | None = None  # its distance from the training data (about 1: typical)
 
     @property
     def ok(self) -> bool:
@@ -40,10 +45,10 @@ class Prediction:
         return self.error is None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able: ``path``, ``label``, ``probabilities``, ``uncertain``, ``duration``,
-        ``no_speech``, ``speech_seconds``, ``speech_gate`` (+ ``segments`` for long recordings,
-        ``gated``, ``warnings`` and ``text`` when there are any); ``path`` and ``error`` for a
-        failed input."""
+        """JSON-able: ``path``, ``label``, ``probabilities``, ``uncertain``, ``out_of_domain``,
+        ``domain_score``, ``duration``, ``no_speech``, ``speech_seconds``, ``speech_gate``
+        (+ ``segments`` for long recordings, ``gated``, ``warnings`` and ``text`` when there are
+        any); ``path`` and ``error`` for a failed input."""
         if self.error is not None:
             return {"path": self.path, "error": self.error}
         d: dict[str, Any] = {
@@ -51,6 +56,8 @@ class Prediction:
             "label": self.label,
             "probabilities": self.probabilities,
             "uncertain": self.uncertain,
+            "out_of_domain": self.out_of_domain,
+            "domain_score": None if self.domain_score is None else round(self.domain_score, 3),
             "duration": None if self.duration is None else round(self.duration, 3),
             "no_speech": self.no_speech,
             "speech_seconds": self.speech_seconds,

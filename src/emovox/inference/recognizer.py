@@ -242,7 +242,10 @@ class Recognizer:
                 if isinstance(r, Exception):
                     yield self._failed(x, r, None if single else i)
                 else:
-                    yield _noted(self._make(r, p.path, len(p.wav) / SAMPLE_RATE, p.speech), p)
+                    made = self._make(r[0], p.path, len(p.wav) / SAMPLE_RATE, p.speech)
+                    made.domain_score = r[1]
+                    made.out_of_domain = self._out_of_domain(r[1])
+                    yield _noted(made, p)
             else:
                 try:
                     yield _noted(self._long_prediction(p), p)
@@ -301,20 +304,21 @@ class Recognizer:
 
     def _proba_short(
         self, shorts: list[ShortClip], errors: str
-    ) -> dict[int, np.ndarray | Exception]:
-        out: dict[int, np.ndarray | Exception] = {}
+    ) -> dict[int, tuple[np.ndarray, float | None] | Exception]:
+        out: dict[int, tuple[np.ndarray, float | None] | Exception] = {}
         if not shorts:
             return out
         try:
-            P = self._proba([s.wav for s in shorts])
-            for s, p in zip(shorts, P, strict=True):
-                out[id(s)] = p
+            P, S = self._proba([s.wav for s in shorts])
+            for i, s in enumerate(shorts):
+                out[id(s)] = (P[i], None if S is None else float(S[i]))
             return out
         except (AudioError, ValueError):
             pass
         for s in shorts:  # isolate the item that failed the batch
             try:
-                out[id(s)] = self._proba([s.wav])[0]
+                P, S = self._proba([s.wav])
+                out[id(s)] = (P[0], None if S is None else float(S[0]))
             except AudioError as exc:
                 if errors == "raise":
                     raise AudioError(s.name, exc.reason) from exc
@@ -325,13 +329,25 @@ class Recognizer:
                 out[id(s)] = exc
         return out
 
-    def _proba(self, wavs: list[np.ndarray]) -> np.ndarray:
-        P = np.asarray(self.engine.predict_proba(wavs), dtype=np.float64)
+    def _proba(self, wavs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+        """Probabilities and, when the engine has a domain score, the domain scores."""
+        with_domain = getattr(self.engine, "predict_with_domain", None)
+        if with_domain is not None:
+            P, S = with_domain(wavs)
+        else:
+            P, S = self.engine.predict_proba(wavs), None
+        P = np.asarray(P, dtype=np.float64)
         if P.shape != (len(wavs), len(self.labels)):
             raise ValueError(
                 f"recognizer returned shape {P.shape}, expected {(len(wavs), len(self.labels))}"
             )
-        return P
+        return P, None if S is None else np.asarray(S, dtype=np.float64)
+
+    def _out_of_domain(self, score: float | None) -> bool | None:
+        domain = getattr(self.engine, "domain", None)
+        if score is None or domain is None or domain.threshold is None:
+            return None
+        return bool(domain.flag(np.array([score]))[0])
 
     def _make(
         self, p: np.ndarray, path: str | None, duration: float, speech: SpeechAmount | None

@@ -91,6 +91,8 @@ class PredictionOut(BaseModel):
     uncertain: bool
     duration: float
     threshold: float
+    out_of_domain: bool | None = None  # audio unlike the training data; None: no domain score
+    domain_score: float | None = None  # distance from the training data (about 1: typical)
     format: str
     no_speech: bool = False  # too little speech for an emotion (noise, music, ...)
     speech_seconds: float | None = None
@@ -239,6 +241,8 @@ class Service:
             "uncertain": p.uncertain,
             "duration": round(p.duration if p.duration is not None else audio.duration, 3),
             "threshold": float(self.recognizer.threshold),
+            "out_of_domain": p.out_of_domain,
+            "domain_score": None if p.domain_score is None else round(p.domain_score, 3),
             "format": audio.format,
             "no_speech": p.no_speech,
             "speech_seconds": p.speech_seconds,

@@ -118,6 +118,11 @@
       ? "too little speech for an emotion (noise, music or silence?)"
       : r.uncertain ? `uncertain (top probability below ${r.threshold})` : "confident";
     $("result-uncertain").className = r.uncertain ? "error" : "muted";
+    if (r.out_of_domain && !r.no_speech) {
+      $("result-uncertain").textContent +=
+        " · unfamiliar audio: unlike the recordings the model learnt from, so trust this less";
+      $("result-uncertain").className = "error";
+    }
     $("result-file").textContent = filename || "";
     $("result-duration").textContent = `${r.duration.toFixed(1)} s`;
     // "text" is in the answer only when transcription was asked for ("" when nothing was said)
