@@ -531,3 +531,35 @@ def test_packaged_tiny_en_transcribes_a_demo_clip():
 def test_cue_tag_marks_uncertain():
     assert Cue(0, 1, "sad", {}, True).tag() == "[sad?]"
     assert Cue(0, 1, "sad", {}, False).tag() == "[sad]"
+
+
+def test_ten_minute_recording_exports_every_format_with_the_segments_timings(tmp_path, fake_cli):
+    """A 10-minute recording: 40 tone bursts (one word each) in faint noise. Every format is
+    written, and each SRT/VTT cue starts and ends where its timeline segment does."""
+    seconds, rng = 600, np.random.default_rng(1)
+    y = 0.0005 * rng.standard_normal(seconds * SR)
+    starts = np.arange(5, seconds - 10, 15)  # a 2 s burst every 15 s
+    for i, a in enumerate(starts):
+        y[a * SR : (a + 2) * SR] += tone((350, 550, 750)[i % 3], 2)
+    sf.write(tmp_path / "talk.wav", y.astype(np.float32), SR)
+    out, tl = tmp_path / "tr", tmp_path / "tl"
+    args = ["predict", str(tmp_path / "talk.wav"), "--vad", "energy", "--no-speech-gate"]
+    r = runner.invoke(cli_app, [*args, "--transcript-dir", str(out), "--timeline-dir", str(tl)])
+    assert r.exit_code == 0, r.output
+    assert sorted(p.suffix for p in out.iterdir()) == [".csv", ".html", ".json", ".srt", ".vtt"]
+    segments = [s for s in json.loads(next(tl.glob("*.json")).read_text())["segments"]]
+    assert len(segments) >= len(starts)
+    with_text = {(round(s["start"], 3), round(s["end"], 3)) for s in segments if s.get("text")}
+    srt = (out / "talk.transcript.srt").read_text().strip().split("\n\n")
+    vtt = re.findall(
+        r"^(\d\d:\d\d:\d\d\.\d{3}) --> (\d\d:\d\d:\d\d\.\d{3})$",
+        (out / "talk.transcript.vtt").read_text(),
+        re.M,
+    )
+    assert len(srt) == len(vtt) == len(starts)
+    for block, (a, b) in zip(srt, vtt, strict=True):
+        times = block.split("\n")[1]
+        s0, s1 = (_parse_time(t.replace(",", ".")) for t in times.split(" --> "))
+        assert (s0, s1) == (_parse_time(a), _parse_time(b))
+        assert any(abs(s0 - s) < 1e-3 and abs(s1 - e) < 1e-3 for s, e in with_text), (s0, s1)
+    assert _parse_time(vtt[-1][1]) > 500  # the cues run to the end of the recording
