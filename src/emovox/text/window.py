@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from emovox.audio.decode import SAMPLE_RATE
-from emovox.text.transcribe import TextSegment, Word
+from emovox.text.segments import TextSegment, Word
 
 #: seconds of silence after the clip in the encoder window
 PAD_SECONDS = 10.0
