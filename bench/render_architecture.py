@@ -21,7 +21,7 @@ PKG = ROOT / "src" / "emovox"
 DOC = ROOT / "docs" / "architecture.md"
 START, END = "<!-- modules:start -->", "<!-- modules:end -->"
 #: folders in the order a clip travels through them; top-level modules come last
-ORDER = ("audio", "data", "features", "encoders", "models", "deep", "evaluation", "inference",
+ORDER = ("audio", "data", "encoders", "features", "models", "deep", "evaluation", "inference",
          "text", "service", "scale", "cli")  # fmt: skip
 
 

@@ -93,3 +93,69 @@ def test_no_private_name_is_imported_across_modules():
             ):
                 bad.append(f"{p.relative_to(PKG)}: from {node.module}")
     assert not bad, bad
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """Module -> the project modules it imports (at the top or inside functions; imports under
+    ``if TYPE_CHECKING:`` only name types and are left out)."""
+    names = {
+        ".".join(("emovox", *p.relative_to(PKG).with_suffix("").parts)).removesuffix(".__init__")
+        for p in _modules()
+    }
+    graph: dict[str, set[str]] = {}
+    for p in _modules():
+        me = ".".join(("emovox", *p.relative_to(PKG).with_suffix("").parts))
+        me = me.removesuffix(".__init__")
+        tree = ast.parse(p.read_text())
+        typing_only = {
+            id(n)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+            for n in ast.walk(node)
+        }
+        deps = set()
+        for node in ast.walk(tree):
+            if id(node) in typing_only:
+                continue
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                for a in node.names:
+                    full = f"{node.module}.{a.name}"
+                    deps.add(full if full in names else node.module)
+            elif isinstance(node, ast.Import):
+                deps |= {a.name for a in node.names}
+        graph[me] = {d for d in deps if d in names and d != me}
+    return graph
+
+
+def test_no_import_circle_among_the_package_modules():
+    graph = _import_graph()
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    circles: list[list[str]] = []
+
+    def visit(v: str) -> None:  # Tarjan's strongly connected components
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                circles.append(sorted(comp))
+
+    for v in graph:
+        if v not in index:
+            visit(v)
+    # a package's __init__ re-exporting its own modules is not a circle between modules
+    circles = [c for c in circles if not all(m.startswith(c[0]) for m in c)]
+    assert not circles, circles

@@ -100,6 +100,15 @@ def predict(
             "HTML); implies --transcribe.",
         ),
     ] = None,
+    adapt: Annotated[
+        str,
+        typer.Option(
+            "--adapt",
+            help="none; batch: standardise the embeddings over all the files (one speaker or "
+            "channel; at least 8 clips and 20 s of speech) and use the model's adapted head; "
+            "recording: the same over each long recording's segments.",
+        ),
+    ] = "none",
 ) -> None:
     """Predict the emotion of audio files; long recordings get one emotion per speech segment."""
     from emovox.audio.files import expand_inputs
@@ -112,6 +121,10 @@ def predict(
         fail("--engine ray needs --out DIR (and takes no --csv/--timeline-dir)")
     if engine == "local" and (out_dir or address or workers):
         fail("--out, --address and --workers are for --engine ray")
+    if adapt not in ("none", "batch", "recording"):
+        fail(f"--adapt must be none, batch or recording, not {escape(adapt)}")
+    if engine == "ray" and adapt != "none":
+        fail("--adapt is for --engine local")
     if engine == "ray" and no_speech_gate:
         fail("--no-speech-gate is for --engine local")
     if engine == "ray" and (transcribe or transcript_dir is not None):
@@ -130,6 +143,7 @@ def predict(
             files, model, backend, vad, long_seconds, timeline_dir, as_json, as_csv,
             speech_gate=not no_speech_gate, transcript_dir=transcript_dir,
             transcribe=transcribe or transcript_dir is not None,
+            adapt=None if adapt == "none" else adapt,
         )  # fmt: skip
     raise typer.Exit(outcome(ok, bad + len(empty)))
 
@@ -165,7 +179,7 @@ def _predict_on_ray(
 def _predict_here(
     files: list[str], model: Path | None, backend: str, vad: str, long_seconds: float,
     timeline_dir: Path | None, as_json: bool, as_csv: bool, speech_gate: bool = True,
-    transcribe: bool = False, transcript_dir: Path | None = None,
+    transcribe: bool = False, transcript_dir: Path | None = None, adapt: str | None = None,
 ) -> tuple[int, int]:  # fmt: skip
     """``--engine local``: a table, JSON lines or CSV as the files are done. Returns how many
     files gave a result and how many failed."""
@@ -198,6 +212,7 @@ def _predict_here(
     used: set[str] = set()
     used_transcripts: set[str] = set()
     unfamiliar = False  # any answer flagged out_of_domain (a note under the table)
+    done: list[Prediction] = []
     progress = Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -208,9 +223,19 @@ def _predict_here(
     )
     with progress:
         task = progress.add_task("predicting", total=len(files))
-        results = pred.iter_predict(files, transcribe=transcribe)
+        if adapt is None:
+            results = pred.iter_predict(files, transcribe=transcribe)
+        else:
+            from emovox.inference.adapt import MissingAdaptedHead
+
+            try:
+                results = iter(pred.predict(files, errors="return", transcribe=transcribe,
+                                            adapt=adapt))  # fmt: skip
+            except MissingAdaptedHead as exc:
+                fail(escape(str(exc)))
         for path, p in zip(files, results, strict=True):
             p.path = path
+            done.append(p)
             progress.advance(task)
             if p.warnings:
                 warned.append(p)
@@ -249,6 +274,8 @@ def _predict_here(
         out.print(
             f"uncertain: top probability below {pred.threshold:.2f}; labels: {', '.join(labels)}"
         )
+        if adapt is not None:
+            out.print(adapt_summary(done, adapt), soft_wrap=True)
         if unfamiliar:
             out.print(
                 "unfamiliar audio: unlike the recordings the model learnt from; its answer "
@@ -337,4 +364,14 @@ def listen(
     err.print(
         f"{len(tl.segments)} speech segment(s) in {tl.duration:.1f} s"
         + (f"; overall {ov['label']}" if ov["label"] else "")
+    )
+
+
+def adapt_summary(done: list[Prediction], mode: str) -> str:
+    """The note under the table for ``--adapt``: how many answers were adapted, and why not."""
+    n = sum(p.adapted for p in done)
+    notes = sorted({p.adapt_note for p in done if p.adapt_note})
+    over = "the batch" if mode == "batch" else "each recording"
+    return f"adapted: {n} of {len(done)} answer(s) standardised over {over}" + "".join(
+        f"\n  {escape(note)}" for note in notes
     )

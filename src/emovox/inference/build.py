@@ -203,6 +203,27 @@ def fit_domain_score(
     return dom.with_threshold(dom.score(standardise(X_val)), quantile)
 
 
+def fit_adapted_head(
+    X: np.ndarray,
+    y: np.ndarray,
+    corpora: Sequence[str],
+    is_val: np.ndarray,
+    labels: Sequence[str],
+    C: float,
+    seed: int = 0,
+) -> tuple[dict[str, np.ndarray], float]:
+    """The adapted head (:mod:`emovox.inference.adapt`) and its temperature: the plain head's
+    recipe on embeddings standardised per corpus (over each corpus's clips), fitted on the
+    training clips (``~is_val``), its temperature on the validation clips."""
+    from emovox.evaluation.adaptation import standardize_by_group
+
+    Xa = standardize_by_group(X, list(corpora))
+    model, order = fit_head(Xa[~is_val], y[~is_val], labels, C, seed)
+    head = head_tensors(model, order)
+    y_val = np.array([list(labels).index(v) for v in y[is_val]])
+    return head, fit_temperature(logits(head, Xa[is_val]), y_val)
+
+
 def domain_card(domain: DomainScore) -> str:
     """The model card's sentence on ``out_of_domain``."""
     what = (
@@ -277,6 +298,7 @@ def build_default_model(
     model, order = fit_head(X[~is_val], y[~is_val], present, C, seed)
     head = head_tensors(model, order)
     domain = fit_domain_score(head, X[~is_val], X[is_val], seed=seed)
+    adapted, T_adapted = fit_adapted_head(X, y, corp, is_val, present, C, seed)
     y_val = np.array([present.index(v) for v in y[is_val]])
     Z = logits(head, X[is_val])
     T = fit_temperature(Z, y_val)
@@ -348,8 +370,9 @@ def build_default_model(
         threshold=threshold,
         preprocess=asdict(pre),
         card=card,
+        adapted_temperature=T_adapted,
     )
-    write_bundle(out, cfg, enc.state_dict(), head, domain)
+    write_bundle(out, cfg, enc.state_dict(), head, domain, adapted)
     atomic_write_json(Path(out) / "card.json", card)
     return cfg.to_dict()
 

@@ -5,7 +5,9 @@ pooled layer statistics and a calibrated linear head).
     ``encoder.*`` (fp16; only the blocks the head reads) and ``head.mean``, ``head.scale``,
     ``head.weight``, ``head.bias`` (fp32); optionally ``domain.mean``, ``domain.components``,
     ``domain.scale``, ``domain.residual`` (fp32, the domain score of
-    :mod:`emovox.inference.domain`).
+    :mod:`emovox.inference.domain`); optionally ``adapted_head.mean``, ``adapted_head.scale``,
+    ``adapted_head.weight``, ``adapted_head.bias`` (fp32, the head for standardised
+    embeddings of :mod:`emovox.inference.adapt`; its temperature is ``adapted_temperature``).
 ``model.json``
     format, labels, which layers and statistics feed the head, the softmax temperature, the
     ``uncertain`` threshold, the ``out_of_domain`` threshold and score kind (``domain_threshold``,
@@ -42,6 +44,7 @@ VERSION = 1
 MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "model.json"
 LICENSE_FILE = "LICENSE-whisper.txt"
+ADAPTED_PREFIX = "adapted_head."  # tensors of the optional head for adapted embeddings
 
 
 class BundleError(ValueError):
@@ -62,6 +65,7 @@ class BundleConfig:
     card: dict[str, Any] = field(default_factory=dict)
     domain_threshold: float | None = None  # out_of_domain above it (domain.* tensors)
     domain_method: str = "residual"  # the kind of domain score (emovox.inference.domain)
+    adapted_temperature: float | None = None  # of the adapted_head.* tensors, when present
     format: str = FORMAT
     version: int = VERSION
 
@@ -161,16 +165,44 @@ def read_domain(path: str | Path | None, cfg: BundleConfig) -> DomainScore | Non
         raise BundleError(f"{file}: {exc}") from exc
 
 
+def read_adapted(path: str | Path | None, cfg: BundleConfig) -> dict[str, np.ndarray] | None:
+    """The bundle's adapted head (``mean, scale, weight, bias``; :mod:`emovox.inference.adapt`),
+    None when it has none."""
+    from safetensors import SafetensorError, safe_open
+
+    file = bundle_path(path) / MODEL_FILE
+    pre = ADAPTED_PREFIX
+    try:
+        with safe_open(str(file), framework="numpy") as f:
+            head = {
+                k[len(pre) :]: f.get_tensor(k).astype(np.float32)
+                for k in f.keys()
+                if k.startswith(pre)
+            }
+    except (SafetensorError, OSError) as exc:
+        raise BundleError(f"{file}: unreadable safetensors ({exc})") from exc
+    if not head:
+        return None
+    need = {"mean", "scale", "weight", "bias"}
+    if need - set(head) or head["weight"].shape[0] != len(cfg.labels):
+        raise BundleError(f"{file}: incomplete adapted head (needs {pre}{{{','.join(need)}}})")
+    if cfg.adapted_temperature is None:
+        raise BundleError(f"{file}: adapted head without adapted_temperature in {CONFIG_FILE}")
+    return head
+
+
 def write_bundle(
     folder: str | Path,
     cfg: BundleConfig,
     encoder_state: dict[str, Any],
     head: dict[str, np.ndarray],
     domain: DomainScore | None = None,
+    adapted: dict[str, np.ndarray] | None = None,
 ) -> Path:
     """Write a bundle: encoder tensors (fp16, only blocks < ``cfg.n_blocks``; ``ln_post`` only
     when the last layer is read), head (fp32), the optional domain score (fp32; its threshold
-    goes to ``cfg.domain_threshold``), ``model.json`` and the Whisper licence."""
+    goes to ``cfg.domain_threshold``), the optional adapted head (fp32; set
+    ``cfg.adapted_temperature``), ``model.json`` and the Whisper licence."""
     from safetensors.numpy import save_file
 
     folder = Path(folder)
@@ -191,6 +223,8 @@ def write_bundle(
     if domain is not None:
         keep.update({f"domain.{k}": v for k, v in domain.tensors().items()})
         cfg.domain_threshold, cfg.domain_method = domain.threshold, domain.method
+    for k, v in (adapted or {}).items():
+        keep[f"{ADAPTED_PREFIX}{k}"] = np.asarray(v, dtype=np.float32)
     cfg.dims = dict(cfg.dims) | {"n_layer": cfg.n_blocks}
     tmp = folder / f".{MODEL_FILE}.tmp"
     save_file(keep, str(tmp), metadata={"format": FORMAT, "version": str(VERSION)})

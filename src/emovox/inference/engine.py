@@ -28,7 +28,13 @@ from emovox.inference.backends import (
     TorchEncoder,
     importable,
 )
-from emovox.inference.bundle import BundleConfig, bundle_path, read_bundle, read_domain
+from emovox.inference.bundle import (
+    BundleConfig,
+    bundle_path,
+    read_adapted,
+    read_bundle,
+    read_domain,
+)
 from emovox.inference.domain import DomainScore
 from emovox.inference.export import cached_onnx
 
@@ -67,6 +73,17 @@ def open_encoder(
     return NumpyEncoder(weights, cfg)
 
 
+class MissingAdaptedHead(ValueError):
+    """``adapt`` asked of a bundle without the adapted head."""
+
+    def __init__(self, path: str | Path | None) -> None:
+        super().__init__(
+            f"{path or 'this model'}: no adapted head (adapted_head.* tensors) in the bundle, "
+            "so it cannot adapt; add it with bench/add_adapted_head.py or rebuild the bundle "
+            "with `emovox build-model`"
+        )
+
+
 class EncoderHead:
     """A loaded bundle: ``predict_proba(wavs)`` for decoded 16 kHz mono waveforms;
     ``predict_with_domain(wavs)`` adds the domain scores (``domain``: the bundle's
@@ -83,6 +100,7 @@ class EncoderHead:
         backend: str = "auto",
         threads: int | None = 1,
         domain: DomainScore | None = None,
+        adapted: dict[str, np.ndarray] | None = None,
     ) -> None:
         self.config = cfg
         self.labels: tuple[str, ...] = tuple(cfg.labels)
@@ -99,6 +117,8 @@ class EncoderHead:
                 f"domain score reads {domain.n_features} features, the head {self._W.shape[1]}"
             )
         self.domain = domain
+        #: The head for standardised embeddings (:mod:`emovox.inference.adapt`), or None.
+        self.adapted_head = adapted
         #: The backend computing the pooled statistics (:mod:`emovox.inference.backends`).
         self.encoder: Encoder = open_encoder(backend, weights, cfg, path, threads)
 
@@ -135,6 +155,19 @@ class EncoderHead:
         P = np.exp(Z)
         return (P / P.sum(axis=1, keepdims=True)).astype(np.float32)
 
+    def adapted_proba(self, F: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities ``(n, C)`` of the adapted head from pooled statistics
+        already standardised over their group (:func:`emovox.inference.adapt.standardize`)."""
+        h = self.adapted_head
+        if h is None or self.config.adapted_temperature is None:
+            raise MissingAdaptedHead(self.path)
+        X = (np.asarray(F, dtype=np.float64) - h["mean"]) / h["scale"]
+        Z = X @ h["weight"].T.astype(np.float64) + h["bias"]
+        Z = Z / self.config.adapted_temperature
+        Z -= Z.max(axis=1, keepdims=True)
+        P = np.exp(Z)
+        return (P / P.sum(axis=1, keepdims=True)).astype(np.float32)
+
     def domain_scores(self, F: np.ndarray) -> np.ndarray | None:
         """Domain scores ``(n,)`` of pooled statistics ``(n, F)`` (None without a domain
         score): how far they lie from the training data, in the head's standardised space."""
@@ -165,4 +198,5 @@ def load_bundle(
     """Load a bundle folder (``None``: the packaged default model) as an :class:`EncoderHead`."""
     folder = bundle_path(path)
     cfg, enc, head = read_bundle(folder)
-    return EncoderHead(cfg, enc, head, folder, backend, threads, read_domain(folder, cfg))
+    domain, adapted = read_domain(folder, cfg), read_adapted(folder, cfg)
+    return EncoderHead(cfg, enc, head, folder, backend, threads, domain, adapted)

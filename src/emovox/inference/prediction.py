@@ -19,7 +19,9 @@ class Prediction:
     ``reason``). ``out_of_domain`` is True when the audio is unlike anything the model learnt
     from (``domain_score`` above the model's threshold; :mod:`emovox.inference.domain`): its
     answer deserves less trust even when it looks certain. Both are None when the model has no
-    domain score (and for long recordings).
+    domain score (and for long recordings). ``adapted`` is True when the answer comes from the
+    adapted head over a batch or a recording (:mod:`emovox.inference.adapt`); ``adapt_note``
+    says why not when adaptation was asked for but not possible.
     """
 
     label: str | None
@@ -38,6 +40,8 @@ class Prediction:
     gated: list[dict[str, Any]] = field(default_factory=list)  # long recordings: refused segments
     out_of_domain: bool | None = None  # audio unlike the training data
     domain_score: float | None = None  # its distance from the training data (about 1: typical)
+    adapted: bool = False  # answered by the adapted head (predict(..., adapt=...))
+    adapt_note: str | None = None  # why adaptation was not used, when it was asked for
 
     @property
     def ok(self) -> bool:
@@ -46,9 +50,9 @@ class Prediction:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able: ``path``, ``label``, ``probabilities``, ``uncertain``, ``out_of_domain``,
-        ``domain_score``, ``duration``, ``no_speech``, ``speech_seconds``, ``speech_gate``
-        (+ ``segments`` for long recordings, ``gated``, ``warnings`` and ``text`` when there are
-        any); ``path`` and ``error`` for a failed input."""
+        ``domain_score``, ``duration``, ``no_speech``, ``speech_seconds``, ``speech_gate``,
+        ``adapted`` (+ ``adapt_note`` when set, ``segments`` for long recordings, ``gated``,
+        ``warnings`` and ``text`` when there are any); ``path`` and ``error`` for a failed input."""
         if self.error is not None:
             return {"path": self.path, "error": self.error}
         d: dict[str, Any] = {
@@ -62,7 +66,10 @@ class Prediction:
             "no_speech": self.no_speech,
             "speech_seconds": self.speech_seconds,
             "speech_gate": self.speech_gate,
+            "adapted": self.adapted,
         }
+        if self.adapt_note is not None:
+            d["adapt_note"] = self.adapt_note
         if self.segments is not None:
             d["segments"] = self.segments
         if self.gated:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -77,6 +77,8 @@ class Recognizer:
         self._vad: VAD | None = None
         self._gate: SpeechGate | None = None
         self._transcriber: Any = None
+        #: Called with each short clip's answer and waveform (adaptation collects features).
+        self.on_clip: Callable[[Prediction, np.ndarray], None] | None = None
 
     @property
     def recognizer(self) -> RecognizerLike:
@@ -122,6 +124,7 @@ class Recognizer:
         *,
         errors: Errors = "raise",
         transcribe: bool = False,
+        adapt: str | None = None,
     ) -> Prediction | list[Prediction]:
         """One input → :class:`Prediction`; a list → a list (batched).
 
@@ -131,7 +134,16 @@ class Recognizer:
         Audio with too little speech is not an error: it gives ``no_speech`` True.
         ``transcribe=True``: also what was said (``text``, English only; each timeline segment's
         ``text`` for long recordings), by :attr:`transcriber`.
+        ``adapt="batch"`` (a list of clips of one speaker or channel) or ``"recording"`` (long
+        recordings): standardise the embeddings over the batch or the recording's segments and
+        answer with the adapted head (:mod:`emovox.inference.adapt`; ``adapted`` says if it did).
         """
+        if adapt is not None:
+            from emovox.inference.adapt import predict_adapted
+
+            many = predict_adapted(self, x if isinstance(x, (list, tuple)) else [x], adapt, sr,
+                                   errors, transcribe)  # fmt: skip
+            return many if isinstance(x, (list, tuple)) else many[0]
         if isinstance(x, (list, tuple)):
             return self.predict_many(x, sr=sr, errors=errors, transcribe=transcribe)
         it = self.iter_predict([x], sr=sr, errors=errors, transcribe=transcribe, _single=True)
@@ -245,6 +257,8 @@ class Recognizer:
                     made = self._make(r[0], p.path, len(p.wav) / SAMPLE_RATE, p.speech)
                     made.domain_score = r[1]
                     made.out_of_domain = self._out_of_domain(r[1])
+                    if self.on_clip is not None:
+                        self.on_clip(made, p.wav)
                     yield _noted(made, p)
             else:
                 try:

@@ -38,6 +38,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from emovox import __version__
 from emovox.audio import SAMPLE_RATE, AudioError
 from emovox.audio.segment import LONG_SECONDS
+from emovox.inference.adapt import MissingAdaptedHead
 from emovox.inference.plots import label_colors
 from emovox.inference.recognizer import Recognizer
 from emovox.inference.timeline import RecognizerLike
@@ -202,6 +203,7 @@ class Service:
                 headers={"Retry-After": "1"},
             )  # fmt: skip
         transcribe = query_flag(request.query_params.get("transcribe"), "transcribe")
+        adapt = adapt_option(request.query_params.get("adapt"))
         self.pending += 1
         try:
             try:
@@ -214,19 +216,23 @@ class Service:
             except ClientDisconnect:
                 raise ServiceError(400, "disconnected", "the client went away") from None
             out = await anyio.to_thread.run_sync(
-                self._run, upload, transcribe, limiter=self.limiter
+                self._run, upload, transcribe, adapt, limiter=self.limiter
             )
             self.served += 1
             return out
         finally:
             self.pending -= 1
 
-    def _run(self, upload: Upload, transcribe: bool = False) -> dict[str, Any]:
+    def _run(
+        self, upload: Upload, transcribe: bool = False, adapt: str | None = None
+    ) -> dict[str, Any]:
         audio = open_audio(upload.data, self.max_seconds)
         predictor = self._pool.get()
         try:
             sr = SAMPLE_RATE if isinstance(audio.source, np.ndarray) else None
-            p = predictor.predict(audio.source, sr=sr, transcribe=transcribe)
+            p = predictor.predict(audio.source, sr=sr, transcribe=transcribe, adapt=adapt)
+        except MissingAdaptedHead as exc:
+            raise ServiceError(501, "adaptation_unavailable", str(exc)) from None
         except AudioError as exc:  # decodes badly past the header, or silent / too short
             code = "corrupt_audio" if "not decodable" in exc.reason else "unusable_audio"
             raise ServiceError(422, code, exc.reason) from None
@@ -249,7 +255,10 @@ class Service:
             "speech_gate": p.speech_gate,
             "filename": upload.filename,
             "warnings": list(dict.fromkeys(audio.warnings + p.warnings)),  # once each, in order
+            "adapted": p.adapted,
         }
+        if p.adapt_note is not None:
+            out["adapt_note"] = p.adapt_note
         if p.segments is not None:
             out["segments"] = p.segments
         if transcribe:
@@ -311,6 +320,17 @@ def query_flag(value: str | None, name: str) -> bool:
     if v in ("0", "false", "no", "off", ""):
         return False
     raise ServiceError(400, "invalid_request", f"{name} must be true or false, not {value!r}")
+
+
+def adapt_option(value: str | None) -> str | None:
+    """The ``adapt`` query parameter: ``recording`` (standardise over the upload's speech
+    segments, :mod:`emovox.inference.adapt`) or ``none``/absent. A 400 error otherwise."""
+    v = (value or "none").strip().lower()
+    if v in ("none", ""):
+        return None
+    if v == "recording":
+        return v
+    raise ServiceError(400, "invalid_request", f"adapt must be recording or none, not {value!r}")
 
 
 def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Any:
@@ -402,7 +422,9 @@ def create_app(
         little speech (noise, music, clicks) is answered 200 with ``no_speech`` true and
         ``label`` null. ``warnings`` lists decoding problems the audio was analysed despite (a
         file that ends early, a damaged MP3 frame). ``?transcribe=true``: also what was said
-        (``text``, English only, and each segment's ``text``)."""
+        (``text``, English only, and each segment's ``text``). ``?adapt=recording`` (a long
+        upload): standardise over its speech segments and answer with the adapted head;
+        ``adapted`` says whether it did (``adapt_note``: why not, e.g. too little speech)."""
         return JSONResponse(await svc.predict(request))
 
     @app.get("/v1/health", summary="Liveness and load")
