@@ -266,3 +266,29 @@ def test_fit_adapted_head_learns_on_per_corpus_standardised_embeddings():
     Xb = X[n // 2 :]  # corpus b alone, standardised over itself as at use time
     pred = np.array(labels)[logits(head, standardize(Xb)).argmax(1)]
     assert (pred == y[n // 2 :]).mean() > 0.6  # chance: 1/3
+
+
+def test_card_describes_the_adapted_head_only_when_the_bundle_has_it():
+    import json
+
+    from emovox.inference.build import render_card
+    from emovox.inference.bundle import default_bundle_path
+
+    cfg = json.loads((default_bundle_path() / "model.json").read_text())
+    assert cfg.get("adapted_temperature") is not None  # the shipped bundle has the head
+    text = render_card(cfg)
+    assert "## Adaptation (`--adapt batch|recording`)" in text
+    assert f"at least {MIN_ITEMS} clips" in text
+    cfg.pop("adapted_temperature")
+    assert "Adaptation" not in render_card(cfg)
+
+
+def test_shipped_card_is_the_rendered_card():
+    import json
+
+    from emovox.inference.build import render_card
+    from emovox.inference.bundle import default_bundle_path
+
+    folder = default_bundle_path()
+    cfg = json.loads((folder / "model.json").read_text())
+    assert (folder / "card.md").read_text() == render_card(cfg)

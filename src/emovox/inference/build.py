@@ -377,6 +377,26 @@ def build_default_model(
     return cfg.to_dict()
 
 
+def adaptation_section(cfg: dict[str, Any]) -> list[str]:
+    """The card's lines on the adapted head (``--adapt``), or none for a bundle without it."""
+    if cfg.get("adapted_temperature") is None:
+        return []
+    from emovox.inference.adapt import MIN_ITEMS, MIN_SPEECH_SECONDS
+
+    return [
+        "## Adaptation (`--adapt batch|recording`)",
+        "",
+        "A second head, fitted on embeddings standardised per training corpus (temperature "
+        f"{cfg['adapted_temperature']:.2f}, set on the validation speakers), answers when the "
+        "pooled embeddings are standardised over a batch of files from one speaker or channel, "
+        f"or over a long recording's segments. It needs at least {MIN_ITEMS} clips or segments "
+        f"and {MIN_SPEECH_SECONDS:g} s of speech; with less the plain head answers and the "
+        "output says why. Every answer says whether it was `adapted`. Under leave-one-corpus-out "
+        "the same recipe is the ADAPTED column of docs/generalization.md.",
+        "",
+    ]
+
+
 def render_card(cfg: dict[str, Any]) -> str:
     """The model card (``model.json``'s ``card``) as Markdown."""
     card = cfg["card"]
@@ -444,6 +464,7 @@ def render_card(cfg: dict[str, Any]) -> str:
             if card.get("out_of_domain")
             else []
         ),
+        *adaptation_section(cfg),
         "## Limits",
         "",
         *[f"- {x}" for x in card["limits"]],
