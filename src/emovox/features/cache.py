@@ -15,6 +15,7 @@ import json
 import os
 import tempfile
 import zipfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -113,6 +114,23 @@ class FeatureCache:
                 return CacheEntry(z["x"], str(z["content_hash"]), float(z["duration"]))
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
             return None
+
+    def lookup(
+        self,
+        path: str,
+        config: FeatureConfig,
+        pre: Preprocess,
+        accept: Callable[[np.ndarray], bool] = lambda x: True,
+    ) -> tuple[CacheEntry | None, str | None]:
+        """``(entry, file hash)`` for the file at ``path``: the entry when it is stored and
+        ``accept(entry.vector)`` (a shape check), else None; the hash is None when the file
+        cannot be read (the decoder names the problem later)."""
+        try:
+            fh = file_sha1(path)
+        except OSError:
+            return None, None
+        entry = self.get(fh, config, pre)
+        return (entry if entry is not None and accept(entry.vector) else None), fh
 
     def put(
         self, file_hash: str, config: FeatureConfig, pre: Preprocess, entry: CacheEntry

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from emovox.audio import Preprocess
-from emovox.features.cache import CacheEntry, FeatureCache, file_sha1
+from emovox.features.cache import CacheEntry, FeatureCache
 from emovox.features.decode_loop import load_clip
 from emovox.features.extract import ExtractResult
 from emovox.features.pooling import STATS, pair_frames, pool_layers
@@ -323,11 +323,7 @@ def extract_embeddings(
             bar.advance(task)
             fh = None
             if cache is not None:
-                try:
-                    fh = file_sha1(p)
-                except OSError:
-                    fh = None
-                entry = cache.get(fh, config, pre) if fh else None  # type: ignore[arg-type]
+                entry, fh = cache.lookup(p, config, pre)  # type: ignore[arg-type]
                 if entry is not None:
                     vecs[i], hashes[i], durations[i] = (
                         entry.vector.astype(np.float16) if frames else entry.vector,

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from emovox.audio import Preprocess
-from emovox.features.cache import CacheEntry, FeatureCache, file_sha1
+from emovox.features.cache import CacheEntry, FeatureCache
 from emovox.features.decode_loop import chunked, load_clip, run_chunks
 from emovox.features.utterance import FeatureConfig, feature_names, utterance_vector
 from emovox.progress import progress_bar, resolve_jobs
@@ -125,12 +125,8 @@ def extract(
         for i, p in enumerate(paths):
             fh: str | None = None
             if cache is not None:
-                try:
-                    fh = file_sha1(p)
-                except OSError:
-                    fh = None  # decode() will name the problem
-                entry = cache.get(fh, config, pre) if fh else None
-                if entry is not None and entry.vector.shape == (d,):
+                entry, fh = cache.lookup(p, config, pre, lambda x: x.shape == (d,))
+                if entry is not None:
                     vecs[i], hashes[i] = entry.vector, entry.content_hash
                     durations[i] = entry.duration
                     n_cached += 1

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from emovox.audio import Preprocess
-from emovox.features.cache import CacheEntry, FeatureCache, file_sha1
+from emovox.features.cache import CacheEntry, FeatureCache
 from emovox.features.decode_loop import chunked, load_clip, run_chunks
 from emovox.features.extract import ExtractResult
 from emovox.features.prosody import energy, pitch
@@ -179,14 +179,18 @@ def extract_frames(
         for i, p in enumerate(paths):
             fh: str | None = None
             if cache is not None:
-                try:
-                    fh = file_sha1(p)
-                except OSError:
-                    fh = None  # decode() will name the problem
-                entry = cache.get(fh, config, pre) if fh else None  # type: ignore[arg-type]
-                x = entry.vector if entry is not None else None
-                if x is not None and x.ndim == 2 and x.shape[1] == len(names):
-                    seqs[i], hashes[i], durations[i] = x, entry.content_hash, entry.duration
+                entry, fh = cache.lookup(
+                    p,
+                    config,
+                    pre,
+                    lambda x: x.ndim == 2 and x.shape[1] == len(names),  # type: ignore[arg-type]
+                )
+                if entry is not None:
+                    seqs[i], hashes[i], durations[i] = (
+                        entry.vector,
+                        entry.content_hash,
+                        entry.duration,
+                    )
                     bar.advance(task)
                     continue
             todo.append((i, p, fh))
