@@ -136,7 +136,11 @@ ModelPathOpt = Annotated[
     typer.Option("--model", help="Model folder (default: the packaged default model)."),
 ]
 BackendOpt = Annotated[
-    str, typer.Option(help="auto (ONNX when onnxruntime is installed), onnx, torch or numpy.")
+    str,
+    typer.Option(
+        help="auto (ONNX when onnxruntime is installed), onnx, onnx-int8 (int8 weights), torch "
+        "or numpy."
+    ),
 ]
 VadOpt = Annotated[
     str, typer.Option(help="Speech detection for long recordings: auto, silero or energy.")

@@ -25,6 +25,7 @@ from emovox.inference.backends import (
     Encoder,
     NumpyEncoder,
     OnnxEncoder,
+    OnnxInt8Encoder,
     TorchEncoder,
     importable,
 )
@@ -37,6 +38,7 @@ from emovox.inference.bundle import (
 )
 from emovox.inference.domain import DomainScore
 from emovox.inference.export import cached_onnx
+from emovox.inference.quantize import cached_int8_onnx
 
 
 def open_encoder(
@@ -48,7 +50,8 @@ def open_encoder(
 ) -> Encoder:
     """The encoder for ``backend`` (one of :data:`~emovox.inference.backends.BACKENDS`);
     ``"auto"`` is ONNX when onnxruntime and torch are installed and the bundle is on disk
-    (``path``), else torch when installed, else numpy."""
+    (``path``), else torch when installed, else numpy. ``"onnx-int8"`` is never chosen by
+    ``"auto"``."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     have = {m: importable(m) for m in ("onnxruntime", "torch")}
@@ -60,11 +63,13 @@ def open_encoder(
             if have["torch"]
             else "numpy"
         )
-    if backend == "onnx":
+    if backend in ("onnx", "onnx-int8"):
         if not have["onnxruntime"]:
-            raise ImportError("backend 'onnx' needs onnxruntime: pip install onnxruntime")
+            raise ImportError(f"backend {backend!r} needs onnxruntime: pip install onnxruntime")
         if path is None:
-            raise ValueError("backend 'onnx' needs a bundle on disk")
+            raise ValueError(f"backend {backend!r} needs a bundle on disk")
+        if backend == "onnx-int8":
+            return OnnxInt8Encoder(cached_int8_onnx(path), threads)
         return OnnxEncoder(cached_onnx(path), threads)
     if backend == "torch":
         if not have["torch"]:
@@ -124,7 +129,7 @@ class EncoderHead:
 
     @property
     def backend(self) -> str:
-        """``"numpy"``, ``"torch"`` or ``"onnx"``."""
+        """``"numpy"``, ``"torch"``, ``"onnx"`` or ``"onnx-int8"``."""
         return self.encoder.name
 
     def to(self, device: Any) -> EncoderHead:

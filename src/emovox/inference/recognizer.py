@@ -102,7 +102,8 @@ class Recognizer:
 
     @property
     def backend(self) -> str | None:
-        """The engine's backend (``"numpy"``, ``"torch"`` or ``"onnx"``); None when it has none."""
+        """The engine's backend (``"numpy"``, ``"torch"``, ``"onnx"`` or ``"onnx-int8"``); None
+        when it has none."""
         return getattr(self.engine, "backend", None)
 
     def to(self, device: Any) -> Recognizer:
@@ -463,8 +464,9 @@ def load(
 ) -> Recognizer:
     """Load a model folder (``None``: the packaged default model) as a :class:`Recognizer`.
 
-    ``backend``: ``"auto"`` (ONNX when onnxruntime is installed), ``"onnx"``, ``"torch"`` or
-    ``"numpy"``. ``speech_gate``: audio with too little speech gets ``no_speech``, not an emotion.
+    ``backend``: ``"auto"`` (ONNX when onnxruntime is installed), ``"onnx"``, ``"onnx-int8"``
+    (the ONNX graph with int8 weights), ``"torch"`` or ``"numpy"``. ``speech_gate``: audio with
+    too little speech gets ``no_speech``, not an emotion.
     """
     engine = load_engine(path, backend)
     return Recognizer(engine, long_seconds=long_seconds, vad=vad, speech_gate=speech_gate)
