@@ -2,12 +2,21 @@
 
 Long stretches of speech are cut into windows of at most ``max_window`` seconds; only the
 segment being collected (at most ~1.5 windows) is held in memory.
+
+Each segment records when it was decided, so a live caller can tell its latency
+(:meth:`SpeechSegment.latency`): the *decision delay* (audio after the end of speech the
+segmenter had to hear before closing the segment: :attr:`StreamingSegmenter.hangover`, plus up to
+one chunk) and the *compute delay* (wall time from the moment the deciding chunk was fed to the
+label being ready).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import math
+import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -34,11 +43,37 @@ class SegmenterConfig:
 
 @dataclass
 class SpeechSegment:
-    """A stretch of speech: ``start``/``end`` in samples at 16 kHz, and its audio."""
+    """A stretch of speech: ``start``/``end`` in samples at 16 kHz, and its audio.
+
+    How it was decided: ``closed_by`` is ``"pause"`` (a silence of ``min_silence`` ended it),
+    ``"window"`` (long speech cut into windows) or ``"end"`` (the input ended); ``speech_end`` is
+    where the speech (or window) ended, before the right padding; ``decided`` is how many samples
+    had been fed when the segmenter gave it out, and ``fed_at`` the :func:`time.perf_counter` time
+    at which the chunk that decided it was fed.
+    """
 
     start: int
     end: int
     audio: np.ndarray
+    closed_by: str = "end"
+    speech_end: int = 0
+    decided: int = 0
+    fed_at: float = 0.0
+
+    def latency(self, ready: float | None = None, sr: int = SAMPLE_RATE) -> dict[str, Any]:
+        """Its delays (ms) when its label was ready at ``ready`` (:func:`time.perf_counter`;
+        default now): ``decision_ms`` (audio from the end of speech to the moment it was
+        decided), ``compute_ms`` (wall time from feeding the deciding chunk to ``ready``),
+        ``latency_ms`` (their sum: end of speech to label, in real time) and ``closed_by``."""
+        ready = time.perf_counter() if ready is None else ready
+        decision = 1000.0 * max(self.decided - self.speech_end, 0) / sr
+        compute = 1000.0 * max(ready - self.fed_at, 0.0)
+        return {
+            "latency_ms": round(decision + compute, 1),
+            "decision_ms": round(decision, 1),
+            "compute_ms": round(compute, 1),
+            "closed_by": self.closed_by,
+        }
 
 
 class StreamingSegmenter:
@@ -71,6 +106,7 @@ class StreamingSegmenter:
         self._start = 0
         self._first = True
         self._temp_end: int | None = None
+        self._fed_at = 0.0  # perf_counter() when the current chunk was fed
         self.max_buffered = 0  # most samples ever held (for tests of bounded memory)
 
     @property
@@ -78,8 +114,16 @@ class StreamingSegmenter:
         """Samples fed so far."""
         return self._fed
 
+    @property
+    def hangover(self) -> int:
+        """Samples of audio after the end of speech the segmenter needs before it closes a
+        segment: ``min_silence`` rounded up to whole VAD frames (the decision delay when chunks
+        end on frame boundaries; otherwise up to one chunk more)."""
+        return max(1, math.ceil(self._min_silence / FRAME)) * FRAME
+
     def feed(self, chunk: np.ndarray) -> list[SpeechSegment]:
         """Add 16 kHz audio; the segments (or full windows) that ended within it."""
+        self._fed_at = time.perf_counter()
         chunk = np.asarray(chunk, dtype=np.float32).reshape(-1)
         if chunk.size:
             self._buf = np.concatenate([self._buf, chunk])
@@ -90,6 +134,7 @@ class StreamingSegmenter:
 
     def flush(self) -> list[SpeechSegment]:
         """End of input: the last partial frame (zero-padded) and any open segment."""
+        self._fed_at = time.perf_counter()
         out: list[SpeechSegment] = []
         rest = self._fed - self._frames * FRAME
         if rest > 0:
@@ -98,7 +143,7 @@ class StreamingSegmenter:
             out += self._steps(self.vad(tail[None, :]))
         if self._in_speech:
             end = self._temp_end if self._temp_end is not None else self._fed
-            out += self._close(end)
+            out += self._close(end, "end")
         self._trim()
         return out
 
@@ -131,33 +176,40 @@ class StreamingSegmenter:
                 if self._temp_end is None:
                     self._temp_end = cur
                 if cur + FRAME - self._temp_end >= self._min_silence:
-                    out += self._close(self._temp_end)
+                    out += self._close(self._temp_end, "pause")
                     continue
             if self._temp_end is None and cur + FRAME - self._start >= self._max * 3 // 2:
-                out.append(self._window(self._start, self._start + self._max, left=self._first))
+                out.append(
+                    self._window(self._start, self._start + self._max, "window", left=self._first)
+                )
                 self._start += self._max
                 self._first = False
         return out
 
-    def _window(self, a: int, b: int, left: bool = False, right: bool = False) -> SpeechSegment:
+    def _window(
+        self, a: int, b: int, closed_by: str, left: bool = False, right: bool = False
+    ) -> SpeechSegment:
+        speech_end = b
         if left:
             a = max(a - self._pad, self._buf_start)
         if right:
             b = min(b + self._pad, self._fed)
-        return SpeechSegment(a, b, self._slice(a, b).copy())
+        return SpeechSegment(
+            a, b, self._slice(a, b).copy(), closed_by, speech_end, self._fed, self._fed_at
+        )
 
-    def _close(self, end: int) -> list[SpeechSegment]:
+    def _close(self, end: int, closed_by: str) -> list[SpeechSegment]:
         start, first = self._start, self._first
         self._in_speech, self._temp_end = False, None
         n = end - start
         if n <= 0 or (first and n < self._min_speech):
             return []
         if n <= self._max:
-            return [self._window(start, end, left=first, right=True)]
+            return [self._window(start, end, closed_by, left=first, right=True)]
         mid = start + n // 2
         return [
-            self._window(start, mid, left=first),
-            self._window(mid, end, right=True),
+            self._window(start, mid, "window", left=first),
+            self._window(mid, end, closed_by, right=True),
         ]
 
     def _trim(self) -> None:
@@ -170,6 +222,21 @@ class StreamingSegmenter:
             self._buf = self._buf[keep - self._buf_start :]
             self._buf_start = keep
         self.max_buffered = max(self.max_buffered, self._buf.size)
+
+
+def latency_summary(entries: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Median and 95th percentile (ms) of ``latency_ms``, ``decision_ms`` and ``compute_ms``
+    over the entries that end at a pause (end of speech to label); ``n`` counts them,
+    ``n_other`` the windows cut from long speech and segments closed by the end of input."""
+    timed = [e for e in entries if "latency_ms" in e]
+    ended = [e for e in timed if e.get("closed_by") == "pause"]
+    out: dict[str, Any] = {"n": len(ended), "n_other": len(timed) - len(ended)}
+    for key in ("latency_ms", "decision_ms", "compute_ms"):
+        v = np.array([e[key] for e in ended], dtype=float)
+        stem = key.removesuffix("_ms")
+        out[f"{stem}_median_ms"] = round(float(np.median(v)), 1) if v.size else None
+        out[f"{stem}_p95_ms"] = round(float(np.percentile(v, 95)), 1) if v.size else None
+    return out
 
 
 def find_speech(

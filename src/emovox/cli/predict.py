@@ -320,10 +320,18 @@ def listen(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per segment.")] = False,
 ) -> None:
-    """Live emotion from the microphone (or --file played in real time): a line per segment."""
+    """Live emotion from the microphone (or --file played in real time): a line per segment,
+    with its latency (end of speech to label: the pause the segmenter waits for + compute)."""
+    import contextlib
+
+    import numpy as np
+
     from emovox.audio import AudioError
+    from emovox.audio.decode import SAMPLE_RATE
     from emovox.audio.microphone import microphone_available, microphone_chunks
+    from emovox.audio.segment import latency_summary
     from emovox.audio.stream import iter_blocks, paced
+    from emovox.audio.vad import FRAME
     from emovox.inference.timeline import analyze_chunks
 
     if file is None and not microphone_available():
@@ -332,12 +340,18 @@ def listen(
             "or pass --file PATH to play a recording through the same pipeline"
         )
     pred = load_predictor(model, backend, vad)
+    # the model's first call is slow (~0.3 s: sessions, allocations): pay it now, not on the
+    # first segment's latency
+    with contextlib.suppress(AudioError):
+        noise = np.random.default_rng(0).standard_normal(SAMPLE_RATE).astype(np.float32)
+        pred.engine.predict_proba([0.01 * noise])
+    block = FRAME / SAMPLE_RATE  # one VAD frame (32 ms): a segment is decided as soon as it can be
     if file is not None:
-        chunks = paced(iter_blocks(file, block_seconds=0.1), speed)
+        chunks = paced(iter_blocks(file, block_seconds=block), speed)
         err.print(f"playing {escape(str(file))} (speed {speed:g}; Ctrl-C stops)")
     else:
         dev = int(device) if device and device.isdigit() else device
-        chunks = microphone_chunks(dev)
+        chunks = microphone_chunks(dev, block_seconds=block)
         err.print("listening to the microphone (Ctrl-C stops)")
 
     def show(seg: dict) -> None:
@@ -347,7 +361,9 @@ def listen(
         top = seg["probabilities"][seg["label"]]
         flag = "  (uncertain)" if seg["uncertain"] else ""
         out.print(
-            f"{seg['start']:8.2f} – {seg['end']:8.2f} s  {seg['label']:<10} {top:.2f}{flag}",
+            f"{seg['start']:8.2f} – {seg['end']:8.2f} s  {seg['label']:<10} {top:.2f}  "
+            f"{seg['latency_ms']:5.0f} ms ({seg['decision_ms']:.0f} + "
+            f"{seg['compute_ms']:.0f}){flag}",
             highlight=False,
         )
 
@@ -355,6 +371,7 @@ def listen(
         tl = analyze_chunks(
             chunks, pred.engine, vad=pred.vad, config=pred.segmenter,
             batch_size=1, on_segment=show, source=str(file) if file else None, gate=pred.gate,
+            latency=True,
         )  # fmt: skip
     except AudioError as exc:
         fail(escape(str(exc)), EXIT_FAILED)  # the one input failed: not a usage error
@@ -365,6 +382,15 @@ def listen(
         f"{len(tl.segments)} speech segment(s) in {tl.duration:.1f} s"
         + (f"; overall {ov['label']}" if ov["label"] else "")
     )
+    lat = latency_summary(tl.segments)
+    if lat["n"]:
+        err.print(
+            f"latency, end of speech to label ({lat['n']} segment(s) ended by a pause): median "
+            f"{lat['latency_median_ms']:.0f} ms (decision {lat['decision_median_ms']:.0f} + "
+            f"compute {lat['compute_median_ms']:.0f}); p95 {lat['latency_p95_ms']:.0f} ms "
+            f"(decision {lat['decision_p95_ms']:.0f}, compute {lat['compute_p95_ms']:.0f})",
+            soft_wrap=True,
+        )
 
 
 def adapt_summary(done: list[Prediction], mode: str) -> str:

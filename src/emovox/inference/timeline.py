@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -149,12 +150,14 @@ def analyze_chunks(
     on_segment: Callable[[dict[str, Any]], None] | None = None,
     source: str | None = None,
     gate: SpeechGate | None = None,
+    latency: bool = False,
 ) -> Timeline:
     """Segment streamed 16 kHz audio and predict an emotion for each segment.
 
     ``on_segment`` is called with each timeline entry as soon as it is known (with
     ``batch_size=1``, as soon as its segment ends: the live path). ``gate``: segments it refuses
-    get no emotion (they go to ``Timeline.gated``).
+    get no emotion (they go to ``Timeline.gated``). ``latency``: each entry also gets its delays
+    from the end of speech to the label (:meth:`SpeechSegment.latency`; ``latency_ms`` ...).
     """
     vad = vad or make_vad()
     seg = StreamingSegmenter(vad, config)
@@ -205,8 +208,11 @@ def analyze_chunks(
                 except AudioError as exc:
                     skipped.append(times(s) | {"reason": exc.reason})
             batch, probs = kept, np.array(rows)
+        ready = time.perf_counter()
         for s, p in zip(batch, probs, strict=True):
             e = segment_entry(s, p, labels, float(recognizer.threshold))
+            if latency:
+                e |= s.latency(ready)
             if gate is not None:
                 e["speech"] = speech[id(s)]
             entries.append(e)
