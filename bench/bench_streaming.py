@@ -39,7 +39,7 @@ import numpy as np  # noqa: E402
 
 from emovox.audio import decode  # noqa: E402
 from emovox.audio.decode import SAMPLE_RATE  # noqa: E402
-from emovox.audio.segment import StreamingSegmenter, latency_summary  # noqa: E402
+from emovox.audio.segment import LIVE_MIN_SILENCE, StreamingSegmenter, latency_summary  # noqa: E402
 from emovox.audio.stream import iter_array  # noqa: E402
 from emovox.audio.vad import FRAME  # noqa: E402
 from emovox.inference.timeline import analyze_chunks  # noqa: E402
@@ -172,8 +172,8 @@ def main() -> int:
     ap.add_argument("--pause", type=float, default=1.0, help="seconds between clips")
     ap.add_argument("--block-ms", type=float, default=32.0, help="chunk size, as a microphone")
     ap.add_argument(
-        "--min-silence", type=float, default=None,
-        help="pause (s) that ends a segment (default: the model's segmenter setting)",
+        "--min-silence", type=float, default=LIVE_MIN_SILENCE,
+        help="pause (s) that ends a segment (default: emovox listen's)",
     )  # fmt: skip
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--root", default=None, help="CREMA-D AudioWAV folder")
@@ -189,8 +189,11 @@ def main() -> int:
 
     audio, clips = crema_recording(args.clips, args.pause, args.seed, args.root)
     model = emovox.load(args.model, backend=args.backend, vad=args.vad)
-    if args.min_silence is not None:
-        model.segmenter = replace(model.segmenter, min_silence=args.min_silence)
+    model.segmenter = replace(
+        model.segmenter,
+        min_silence=args.min_silence,
+        pad=min(model.segmenter.pad, args.min_silence),
+    )
     block = max(1, round(args.block_ms * SAMPLE_RATE / 1000))
     res = {
         "model": args.model or "packaged default",

@@ -118,11 +118,14 @@ def test_listen_prints_latency_per_segment_and_a_summary(bundle, tmp_path):
     rows = [json.loads(ln) for ln in res.stdout.splitlines() if ln.strip()]
     assert len(rows) == 3
     for r in rows:
-        assert r["decision_ms"] >= 416 and r["compute_ms"] > 0 and r["closed_by"] == "pause"
+        # live default: a 0.25 s pause, 8 VAD frames of 32 ms
+        assert r["decision_ms"] >= 256 and r["compute_ms"] > 0 and r["closed_by"] == "pause"
     assert "latency, end of speech to label (3 segment(s)" in res.stderr
-    res = CliRunner().invoke(app, args)
+    res = CliRunner().invoke(app, [*args, "--min-silence", "0.4"])
     lines = [ln for ln in res.stdout.splitlines() if ln.strip()]
-    assert len(lines) == 3 and all(" ms (416 + " in ln for ln in lines)  # 32 ms chunks
+    assert len(lines) == 3 and all(" ms (416 + " in ln for ln in lines)  # 13 frames of 32 ms
+    res = CliRunner().invoke(app, [*args, "--min-silence", "0"])
+    assert res.exit_code == 2 and "--min-silence" in res.output
 
 
 def test_bench_measure_streaming_runs(bundle):

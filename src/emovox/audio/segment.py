@@ -29,6 +29,12 @@ LONG_SECONDS = 20.0
 MAX_WINDOW = 8.0
 
 
+#: the pause that ends a live segment (``emovox listen``): the label comes this long (rounded up
+#: to 32 ms VAD frames) plus the compute time after the end of speech (bench/bench_streaming.py);
+#: files keep :attr:`SegmenterConfig.min_silence`, which splits sentences less often
+LIVE_MIN_SILENCE = 0.25
+
+
 @dataclass(frozen=True)
 class SegmenterConfig:
     """How speech is cut into segments (seconds; probabilities for the VAD)."""
