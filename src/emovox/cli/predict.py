@@ -111,6 +111,16 @@ def predict(
             "recording: the same over each long recording's segments.",
         ),
     ] = "none",
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            "--threads",
+            min=1,
+            help="CPU cores to use: 1 decodes each file and runs the model in turn; N > 1 "
+            "decodes the next files in N-1 threads while the model runs (the model itself "
+            "uses one core). Default: 2 where this process may use two cores, else 1.",
+        ),
+    ] = None,
 ) -> None:
     """Predict the emotion of audio files; long recordings get one emotion per speech segment."""
     from emovox.audio.files import expand_inputs
@@ -131,6 +141,8 @@ def predict(
         fail("--no-speech-gate is for --engine local")
     if engine == "ray" and (transcribe or transcript_dir is not None):
         fail("--transcribe and --transcript-dir are for --engine local")
+    if engine == "ray" and threads is not None:
+        fail("--threads is for --engine local (--workers sets Ray's model actors)")
     files, empty = expand_inputs(paths)
     for a, why in empty:
         err.print(f"[red]error:[/] {escape(a)}: {escape(why)}", soft_wrap=True)
@@ -145,7 +157,7 @@ def predict(
             files, model, backend, vad, long_seconds, timeline_dir, as_json, as_csv,
             speech_gate=not no_speech_gate, transcript_dir=transcript_dir,
             transcribe=transcribe or transcript_dir is not None,
-            adapt=None if adapt == "none" else adapt,
+            adapt=None if adapt == "none" else adapt, threads=threads,
         )  # fmt: skip
     raise typer.Exit(outcome(ok, bad + len(empty)))
 
@@ -182,9 +194,11 @@ def _predict_here(
     files: list[str], model: Path | None, backend: str, vad: str, long_seconds: float,
     timeline_dir: Path | None, as_json: bool, as_csv: bool, speech_gate: bool = True,
     transcribe: bool = False, transcript_dir: Path | None = None, adapt: str | None = None,
+    threads: int | None = None,
 ) -> tuple[int, int]:  # fmt: skip
     """``--engine local``: a table, JSON lines or CSV as the files are done. Returns how many
-    files gave a result and how many failed."""
+    files gave a result and how many failed. ``threads``: cores, one of them for the model and
+    the others decoding ahead of it (None: the recognizer's default)."""
     import csv
     import sys
 
@@ -195,6 +209,8 @@ def _predict_here(
 
     pred = load_predictor(model, backend, vad, long_seconds)
     pred.speech_gate = speech_gate
+    if threads is not None:
+        pred.workers = threads - 1
     if transcribe:
         try:
             pred.transcriber  # noqa: B018  (loads the speech-to-text model now)

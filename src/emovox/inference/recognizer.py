@@ -17,7 +17,10 @@ ambient sound; see :mod:`emovox.audio.speech_gate`) gets no emotion: its :class:
 ``no_speech`` True, ``label`` None and no probabilities. That is an answer, not an error.
 
 Inputs are made ready (decoded, checked, long ones streamed) by :mod:`emovox.inference.inputs`;
-the answer is a :class:`emovox.inference.prediction.Prediction`, exported here too.
+the answer is a :class:`emovox.inference.prediction.Prediction`, exported here too. With more
+than one input, a worker thread (``workers``; by default one where the process may use two
+cores) decodes and gates the next inputs while the model encodes the current ones
+(:mod:`emovox.inference.pipeline`); the answers are the same, in the same order.
 
 ``Predictor``, this class's former name, still works with a :class:`DeprecationWarning`.
 """
@@ -25,8 +28,11 @@ the answer is a :class:`emovox.inference.prediction.Prediction`, exported here t
 from __future__ import annotations
 
 import os
+import threading
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import closing, contextmanager
+from itertools import chain, islice
 from pathlib import Path
 from typing import Any, Literal
 
@@ -38,12 +44,16 @@ from emovox.audio.segment import LONG_SECONDS, SegmenterConfig
 from emovox.audio.speech_gate import SpeechAmount, SpeechGate
 from emovox.audio.vad import VAD, make_vad
 from emovox.inference.inputs import Input, LongRecording, ShortClip, prepare
+from emovox.inference.pipeline import Failed, default_workers, prefetch
 from emovox.inference.prediction import Prediction
 from emovox.inference.timeline import RecognizerLike, Timeline, analyze_chunks
 
 __all__ = ["Input", "Prediction", "Recognizer", "load", "load_engine"]
 
 Errors = Literal["raise", "return"]
+#: An input made ready for the model: a checked clip, a long recording, or already an answer
+#: (``no_speech``); or the error that stopped it. With the input's index and the input itself.
+Staged = tuple[int, Any, ShortClip | LongRecording | Prediction | Exception]
 
 
 class Recognizer:
@@ -54,6 +64,9 @@ class Recognizer:
     bundle, :class:`emovox.inference.engine.EncoderHead`); ``vad`` is ``"auto"``, ``"silero"``
     or ``"energy"`` (it also picks the speech gate's detector); ``speech_gate``: refuse an
     emotion to audio with too little speech (``no_speech`` results; settable later).
+    ``workers``: threads that decode and gate the next inputs of a list while the model runs
+    (0: none, all in the caller's thread; None: 1 with two usable cores or more, else 0), at most
+    ``prefetch`` inputs ahead; both settable.
     """
 
     def __init__(
@@ -65,8 +78,12 @@ class Recognizer:
         segmenter: SegmenterConfig | None = None,
         batch_size: int = 16,
         speech_gate: bool = True,
+        workers: int | None = None,
+        prefetch: int = 32,
     ) -> None:
         self.engine = engine
+        self.workers = workers
+        self.prefetch = prefetch
         self.speech_gate = speech_gate
         self.long_seconds = long_seconds
         self.vad_kind = vad
@@ -76,6 +93,8 @@ class Recognizer:
         self._pre: Preprocess = pre if isinstance(pre, Preprocess) else Preprocess()
         self._vad: VAD | None = None
         self._gate: SpeechGate | None = None
+        self._spares: tuple[SpeechGate | None, list[SpeechGate]] = (None, [])
+        self._lock = threading.Lock()
         self._transcriber: Any = None
         #: Called with each short clip's answer and waveform (adaptation collects features).
         self.on_clip: Callable[[Prediction, np.ndarray], None] | None = None
@@ -126,6 +145,7 @@ class Recognizer:
         errors: Errors = "raise",
         transcribe: bool = False,
         adapt: str | None = None,
+        workers: int | None = None,
     ) -> Prediction | list[Prediction]:
         """One input → :class:`Prediction`; a list → a list (batched).
 
@@ -138,6 +158,7 @@ class Recognizer:
         ``adapt="batch"`` (a list of clips of one speaker or channel) or ``"recording"`` (long
         recordings): standardise the embeddings over the batch or the recording's segments and
         answer with the adapted head (:mod:`emovox.inference.adapt`; ``adapted`` says if it did).
+        ``workers``: decoding threads for a list (default :attr:`workers`; 0: none).
         """
         if adapt is not None:
             from emovox.inference.adapt import predict_adapted
@@ -146,7 +167,8 @@ class Recognizer:
                                    errors, transcribe)  # fmt: skip
             return many if isinstance(x, (list, tuple)) else many[0]
         if isinstance(x, (list, tuple)):
-            return self.predict_many(x, sr=sr, errors=errors, transcribe=transcribe)
+            return self.predict_many(x, sr=sr, errors=errors, transcribe=transcribe,
+                                     workers=workers)  # fmt: skip
         it = self.iter_predict([x], sr=sr, errors=errors, transcribe=transcribe, _single=True)
         return next(it)
 
@@ -158,11 +180,14 @@ class Recognizer:
         *,
         on_error: str | None = None,
         transcribe: bool = False,
+        workers: int | None = None,
+        prefetch: int | None = None,
     ) -> list[Prediction]:
-        """Predict every input; ``errors`` and ``transcribe`` as in :meth:`predict` (here
-        ``errors="return"`` by default). ``on_error`` (``"record"``/``"raise"``) is the former,
-        deprecated name of ``errors``."""
-        it = self.iter_predict(inputs, sr, errors, on_error=on_error, transcribe=transcribe)
+        """Predict every input; ``errors``, ``transcribe`` and ``workers`` as in :meth:`predict`
+        (here ``errors="return"`` by default). ``on_error`` (``"record"``/``"raise"``) is the
+        former, deprecated name of ``errors``."""
+        it = self.iter_predict(inputs, sr, errors, on_error=on_error, transcribe=transcribe,
+                               workers=workers, prefetch=prefetch)  # fmt: skip
         return list(it)
 
     def iter_predict(
@@ -173,22 +198,32 @@ class Recognizer:
         *,
         on_error: str | None = None,
         transcribe: bool = False,
+        workers: int | None = None,
+        prefetch: int | None = None,
         _single: bool = False,
     ) -> Iterator[Prediction]:
-        """Like :meth:`predict_many`, yielding each result (in input order) as it is ready."""
+        """Like :meth:`predict_many`, yielding each result (in input order) as it is ready.
+        ``workers`` threads (default :attr:`workers`) decode up to ``prefetch`` inputs (default
+        :attr:`prefetch`) ahead of the model when there is more than one input."""
         errors = _errors_mode(errors, on_error)
         run = self._run_batch
         if transcribe:
             self.transcriber  # noqa: B018  (raises now, naming what to install, if it cannot run)
             run = self._run_batch_transcribed
-        batch: list[tuple[int, Any]] = []
-        for i, x in enumerate(inputs):
-            batch.append((i, x))
-            if len(batch) >= self.batch_size:
+        it = iter(inputs)
+        head = list(islice(it, 2))  # one input: no thread
+        n = self.workers if workers is None else workers
+        n = 0 if len(head) < 2 or _single else default_workers() if n is None else n
+        depth = max(self.prefetch if prefetch is None else prefetch, 1)
+        batch: list[Staged] = []
+        with closing(self._staged(chain(head, it), sr, _single, n, depth)) as stream:
+            for staged in stream:  # closed (its threads ended) however this generator stops
+                batch.append(staged)
+                if len(batch) >= self.batch_size:
+                    yield from run(batch, sr, errors, _single)
+                    batch = []
+            if batch:
                 yield from run(batch, sr, errors, _single)
-                batch = []
-        if batch:
-            yield from run(batch, sr, errors, _single)
 
     def timeline(self, x: Input, sr: int | None = None) -> Timeline:
         """The long-recording path for any input, whatever its length."""
@@ -213,15 +248,53 @@ class Recognizer:
 
     # ---------------------------------------------------------------- internals
 
+    def _staged(
+        self, inputs: Iterable[Input], sr: int | None, single: bool, workers: int, depth: int
+    ) -> Iterator[Staged]:
+        """Each input decoded, checked and gated (or the error that stopped it), in order; by
+        ``workers`` threads ahead of the caller (:func:`~emovox.inference.pipeline.prefetch`),
+        or here, one at a time, when 0."""
+        gate = self.gate  # made here, on the caller's thread
+
+        def stage(ix: tuple[int, Any]) -> Staged:
+            i, x = ix
+            item = self._prepare(x, sr, None if single else i)
+            if not workers or gate is None or gate.detector == "energy":  # energy: stateless
+                return i, x, self._gated(item, gate)
+            with self._spare_gate(gate) as own:  # Silero keeps state: one gate per thread
+                return i, x, self._gated(item, own)
+
+        with closing(prefetch(stage, enumerate(inputs), workers=workers, depth=depth)) as rs:
+            for r in rs:
+                yield (*r.item, r.error) if isinstance(r, Failed) else r
+
+    @contextmanager
+    def _spare_gate(self, gate: SpeechGate) -> Iterator[SpeechGate]:
+        """A gate with ``gate``'s settings that no other thread is using (kept for reuse)."""
+        with self._lock:
+            if self._spares[0] is not gate:
+                self._spares = (gate, [])
+            spares = self._spares[1]
+            own = spares.pop() if spares else None
+        if own is None:
+            own = SpeechGate(
+                gate.detector, min_seconds=gate.min_seconds, min_fraction=gate.min_fraction
+            )
+        try:
+            yield own
+        finally:
+            with self._lock:
+                spares.append(own)
+
     def _run_batch_transcribed(
-        self, batch: list[tuple[int, Any]], sr: int | None, errors: str, single: bool
+        self, batch: list[Staged], sr: int | None, errors: str, single: bool
     ) -> Iterator[Prediction]:
         """:meth:`_run_batch` with each answer's text (:func:`emovox.text.annotate`); audio
         with no speech gets ``""``, and a transcription that fails leaves the emotion and says
         why in ``text_warning``."""
         from emovox.text.annotate import annotate
 
-        for (i, x), p in zip(batch, self._run_batch(batch, sr, errors, single), strict=True):
+        for (i, x, _), p in zip(batch, self._run_batch(batch, sr, errors, single), strict=True):
             if p.no_speech:
                 p.text, p.text_warning = "", "no speech"
             elif p.ok:
@@ -235,19 +308,18 @@ class Recognizer:
             yield p
 
     def _run_batch(
-        self, batch: list[tuple[int, Any]], sr: int | None, errors: str, single: bool
+        self, batch: list[Staged], sr: int | None, errors: str, single: bool
     ) -> Iterator[Prediction]:
         prepared: list[ShortClip | LongRecording | Prediction] = []
-        for i, x in batch:
-            try:
-                prepared.append(self._gated(self._prepare(x, sr, None if single else i)))
-            except (AudioError, ValueError, TypeError) as exc:
-                if errors == "raise":
-                    raise
-                prepared.append(self._failed(x, exc, None if single else i))
+        for i, x, s in batch:
+            if isinstance(s, Exception):
+                if errors == "raise" or not isinstance(s, (AudioError, ValueError, TypeError)):
+                    raise s
+                s = self._failed(x, s, None if single else i)
+            prepared.append(s)
         shorts = [p for p in prepared if isinstance(p, ShortClip)]
         probs = self._proba_short(shorts, errors)
-        for (i, x), p in zip(batch, prepared, strict=True):
+        for (i, x, _), p in zip(batch, prepared, strict=True):
             if isinstance(p, Prediction):
                 yield p
             elif isinstance(p, ShortClip):
@@ -269,9 +341,10 @@ class Recognizer:
                         raise
                     yield self._failed(x, exc, None if single else i)
 
-    def _gated(self, item: ShortClip | LongRecording) -> ShortClip | LongRecording | Prediction:
+    def _gated(
+        self, item: ShortClip | LongRecording, gate: SpeechGate | None
+    ) -> ShortClip | LongRecording | Prediction:
         """A short clip with too little speech → its ``no_speech`` :class:`Prediction`."""
-        gate = self.gate
         if gate is None or not isinstance(item, ShortClip):
             return item
         item.speech = amount = gate.measure(item.wav)

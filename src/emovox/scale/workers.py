@@ -82,6 +82,7 @@ class PredictWorker:
 
         with cache_lock():
             self.pred = emovox.load(model, backend=backend, long_seconds=long_seconds, vad=vad)
+        self.pred.workers = 0  # Ray already runs one actor per CPU: no decode thread per actor
         if gpu and _cuda_available() and self.pred.backend == "torch":
             self.pred.to("cuda")
         self.labels = self.pred.labels
