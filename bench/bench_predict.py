@@ -4,12 +4,18 @@
 
 Measures, in one run (so the numbers are comparable with each other):
 - real-time factor (audio seconds per processing second) for 3 s clips, path in → prediction
-  out (decode, preprocess, encoder, head), per backend (onnx, torch, numpy);
+  out (decode, preprocess, encoder, head), per backend (onnx = fp32, onnx-int8, torch, numpy),
+  each in its own child process so its peak memory (RSS) is its own;
 - clips per second for a batch of 32 clips;
 - the encoder alone (log-mel in → pooled statistics out) on 3 s;
+- many files through ``predict``: sequential vs the decode thread, 1 and 2 cores
+  (``bench_batch.measure_batch``);
+- live streaming (``emovox listen``'s path): delay from the end of speech to the label
+  (``bench_streaming.measure_streaming``), per backend;
 - a long recording (default 1 h, built from the bundled demo clips with pauses) through
   ``emovox predict`` in a child process: wall time, real-time factor and peak memory (RSS);
-- a fixed numpy reference workload, so a reader can scale the figures to another machine.
+- a fixed numpy reference workload, so a reader can scale the figures to another machine:
+  each time is also given as a multiple of it.
 
 Writes ``bench/results/predict.json`` and ``docs/speed.md``.
 """
@@ -39,6 +45,7 @@ from emovox.io import atomic_write_json, atomic_write_text  # noqa: E402
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 SR = 16_000
+sys.path.insert(0, str(HERE))
 
 
 def reference_ms(repeats: int = 20) -> float:
@@ -109,6 +116,46 @@ def time_backend(model: str | None, backend: str, files: list[str], repeats: int
     return out
 
 
+def backend_child(model: str | None, backend: str, files: list[str], repeats: int) -> dict:
+    """:func:`time_backend` in a fresh process, with that process's peak memory (RSS)."""
+    cmd = [sys.executable, __file__, "--child", backend, "--repeats", str(repeats), *files]
+    if model:
+        cmd += ["--model", model]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        return {"backend": backend, "error": proc.stderr.strip().splitlines()[-1][:200]}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def child_main(backend: str, files: list[str], model: str | None, repeats: int) -> int:
+    try:
+        r = time_backend(model, backend, files, repeats)
+    except ImportError as exc:
+        r = {"backend": backend, "error": str(exc)}
+    r["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    print(json.dumps(r), flush=True)
+    return 0
+
+
+def streaming(model: str | None, backend: str, speech: np.ndarray) -> dict:
+    """The live path (``emovox listen``'s pause setting) over the demo speech joined with 1 s
+    pauses, three times over: end of speech → label, median and 95th percentile."""
+    from dataclasses import replace
+
+    import bench_streaming
+
+    import emovox
+    from emovox.audio.segment import LIVE_MIN_SILENCE
+
+    pred = emovox.load(model, backend=backend)
+    pad = min(pred.segmenter.pad, LIVE_MIN_SILENCE)
+    pred.segmenter = replace(pred.segmenter, min_silence=LIVE_MIN_SILENCE, pad=pad)
+    pause = np.zeros(SR, dtype=np.float32)
+    audio = np.concatenate([pause, *[np.concatenate([speech, pause])] * 3])
+    r = bench_streaming.measure_streaming(pred, audio)
+    return {"backend": pred.backend, "min_silence_s": LIVE_MIN_SILENCE, **r}
+
+
 def long_recording(model: str | None, speech: np.ndarray, minutes: float, tmp: Path) -> dict:
     """A long FLAC of speech with pauses, through `emovox predict` in a child process."""
     path = tmp / "long.flac"
@@ -156,18 +203,77 @@ def render(res: dict) -> str:
         f"Model: {res['model']}. Machine: {res['hardware']}. Reference workload (20 products of "
         f"150x384 by 384x1536 float32 matrices): {res['reference_ms']:.1f} ms.",
         "",
-        "| backend | ms per 3 s clip | real-time factor | encoder only, ms "
-        "| batch of 32, clips/s |",
-        "|---|---|---|---|---|",
+        "| backend | ms per 3 s clip | × reference | real-time factor | encoder only, ms "
+        "| batch of 32, clips/s | peak memory (RSS), MB |",
+        "|---|---|---|---|---|---|---|",
     ]
+    ref = res["reference_ms"]
     for b in res["backends"]:
         if "error" in b:
-            lines.append(f"| {b['backend']} | – | – | – | {b['error']} |")
+            lines.append(f"| {b['backend']} | – | – | – | – | – | {b['error']} |")
             continue
         lines.append(
-            f"| {b['backend']} | {b['median_ms_per_clip']:.1f} | {b['rtf']:.0f}x | "
-            f"{b.get('encoder_ms_3s', float('nan')):.1f} | {b['batch32_clips_per_s']:.1f} |"
+            f"| {b['backend']} | {b['median_ms_per_clip']:.1f} | "
+            f"{b['median_ms_per_clip'] / ref:.2f} | {b['rtf']:.0f}x | "
+            f"{b.get('encoder_ms_3s', float('nan')):.1f} | {b['batch32_clips_per_s']:.1f} | "
+            f"{b.get('peak_rss_mb', float('nan')):.0f} |"
         )
+    lines += [
+        "",
+        "`onnx` is the float32 graph (the default backend, `auto`); `onnx-int8` the same graph "
+        "with int8 weights in its matrix products (`emovox.inference.quantize`, "
+        "`--backend onnx-int8`). × reference: the time per clip as a multiple of the reference "
+        "workload, measured in the same run. Peak memory is each backend's own child process.",
+    ]
+    st = res.get("streaming") or []
+    if st:
+        lines += [
+            "",
+            "## Live: end of speech to label",
+            "",
+            "`emovox listen`'s path (32 ms chunks, a segment ends after a "
+            f"{st[0]['min_silence_s']:g} s pause) over the demo speech with 1 s pauses, fed as "
+            "fast as it goes. Decision: the pause the segmenter waits for; compute: speech "
+            "gate, model and head after that.",
+            "",
+            "| backend | segments | end of speech → label, median / p95 ms | decision ms | "
+            "compute, median / p95 ms |",
+            "|---|---|---|---|---|",
+        ]
+        for r in st:
+            lines.append(
+                f"| {r['backend']} | {r['n']} | {r['latency_median_ms']:.0f} / "
+                f"{r['latency_p95_ms']:.0f} | {r['decision_median_ms']:.0f} | "
+                f"{r['compute_median_ms']:.0f} / {r['compute_p95_ms']:.0f} |"
+            )
+    bt = res.get("batch")
+    if bt:
+        lines += [
+            "",
+            "## Many files: the decode thread",
+            "",
+            f"`predict` over {bt['files']} files ({bt['audio_seconds']:.0f} s of audio), "
+            "sequential against decoding in a prefetch thread, the process pinned to 1 and 2 "
+            "cores (default backend):",
+            "",
+            "| cores | mode | clips/s (median of runs) | real-time factor | same answers |",
+            "|---|---|---|---|---|",
+        ]
+        bound = bt.get("bound_2_cores")
+        for key in sorted({(r["cores"], r["mode"]) for r in bt["runs"]}):
+            runs = [r for r in bt["runs"] if (r["cores"], r["mode"]) == key]
+            cps = statistics.median(r["clips_per_s"] for r in runs)
+            rtf = statistics.median(r["rtf"] for r in runs)
+            same = "yes" if all(r["identical"] for r in runs) else "NO"
+            lines.append(f"| {key[0]} | {key[1]} | {cps:.1f} | {rtf:.0f}x | {same} |")
+        if bound:
+            lines += [
+                "",
+                f"From the CPU time of each stage, a second core can make it at most {bound:.2f}x "
+                "faster (the decode thread takes decoding and the speech gate; the encoder "
+                "stays on the main thread). A machine whose scheduler gives this process only "
+                "one core's worth whatever it asks shows no gain.",
+            ]
     lr = res.get("long_recording")
     if lr:
         lines += [
@@ -191,7 +297,11 @@ def main() -> int:
     ap.add_argument("--model", default=None, help="bundle folder (default: the packaged one)")
     ap.add_argument("--repeats", type=int, default=30)
     ap.add_argument("--hour-minutes", type=float, default=60.0)
-    ap.add_argument("--backends", default="onnx,torch,numpy")
+    ap.add_argument("--backends", default="onnx,onnx-int8,torch,numpy")
+    ap.add_argument("--streaming", default="onnx,onnx-int8", help="backends for the live path")
+    ap.add_argument("--batch-files", type=int, default=96, help="files for the batch test")
+    ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("files", nargs="*", help=argparse.SUPPRESS)
     ap.add_argument("--out", default=str(HERE / "results" / "predict.json"))
     ap.add_argument("--doc", default=str(ROOT / "docs" / "speed.md"))
     args = ap.parse_args()
@@ -201,6 +311,8 @@ def main() -> int:
         torch.set_num_threads(1)
     except ImportError:
         pass
+    if args.child:
+        return child_main(args.child, args.files, args.model, args.repeats)
     speech = demo_speech()
     res: dict = {
         "model": args.model or "packaged default",
@@ -217,12 +329,25 @@ def main() -> int:
             sf.write(p, clip_3s(speech, i), SR)
             files.append(str(p))
         for backend in args.backends.split(","):
-            try:
-                r = time_backend(args.model, backend, files, args.repeats)
-            except ImportError as exc:
-                r = {"backend": backend, "error": str(exc)}
+            r = backend_child(args.model, backend, files, args.repeats)
             res["backends"].append(r)
             print(json.dumps(r), flush=True)
+        res["streaming"] = []
+        for backend in filter(None, args.streaming.split(",")):
+            r = streaming(args.model, backend, speech)
+            res["streaming"].append(r)
+            print(json.dumps({k: v for k, v in r.items() if not isinstance(v, list)}), flush=True)
+        if args.batch_files:
+            import bench_batch
+
+            many = []
+            for i in range(args.batch_files):
+                p = tmp / f"many{i}.wav"
+                sf.write(p, clip_3s(speech, 1000 + i), SR)
+                many.append(str(p))
+            b = bench_batch.measure_batch(args.model, many, repeats=2)
+            res["batch"] = {"files": len(many), "audio_seconds": 3.0 * len(many), **b}
+            print(json.dumps(b.get("speedup_pipelined")), flush=True)
         if args.hour_minutes > 0:
             res["long_recording"] = long_recording(args.model, speech, args.hour_minutes, tmp)
             print(json.dumps(res["long_recording"]), flush=True)
