@@ -98,3 +98,11 @@ def test_int8_backend_names_missing_onnxruntime(folder, monkeypatch):
     monkeypatch.setattr(engine, "importable", lambda m: m != "onnxruntime")
     with pytest.raises(ImportError, match="'onnx-int8' needs onnxruntime"):
         load_bundle(folder, backend="onnx-int8")
+
+
+def test_auto_is_int8_and_falls_back_to_fp32_without_onnx(folder, monkeypatch):
+    assert load_bundle(folder).backend == "onnx-int8"  # the default, where it can be made
+    monkeypatch.setattr(engine, "importable", lambda m: m != "onnx")
+    assert load_bundle(folder).backend == "onnx"  # cannot quantize: the float32 graph
+    monkeypatch.setattr(engine, "importable", lambda m: m not in ("onnx", "onnxruntime"))
+    assert load_bundle(folder).backend == "torch"
