@@ -21,6 +21,10 @@ Embeddings are cached per clip (``$EMOVOX_CACHE/features``), keyed by the graph'
 embedding code version and the preprocessing, so a rerun only re-fits the heads. The first run
 encodes every clip twice (fp32 and int8), on one core.
 
+``--protocol loco``: leave one corpus out over the seven corpora; the bundled recipe's head
+trained on the other six corpora's fp32 embeddings and tested on the held-out corpus's fp32 and
+int8 embeddings (the shipped head with ``backend="onnx-int8"``), one row per corpus and graph.
+
 ``--parity N``: N CREMA-D clips (actors 1001-1079; the int8 settings were picked on a few clips
 of actors 1080-1091), one thread, fp32 vs int8 interleaved clip by clip: label agreement of the
 bundled model, the largest probability difference, and CPU time (``time.process_time``) per clip
@@ -138,13 +142,11 @@ def embed_all(
     return rows, hashes, cached
 
 
-def accuracy(args: argparse.Namespace) -> list[dict]:
-    """The three rows described in the module docs, upserted unless ``--no-db``."""
+def embedded(args: argparse.Namespace) -> dict:
+    """fp32 and int8 embeddings of every clip of ``args.corpora`` (paper7), cached per clip,
+    with the clips' labels, speakers and corpora (clips either graph could not embed dropped)."""
     from emovox.evaluation.experiment import ExperimentConfig, resolve_labels, scan
-    from emovox.evaluation.metrics import score
-    from emovox.evaluation.splits import make_split
 
-    t0 = time.perf_counter()
     folder = bundle_path(args.model)
     cfg, _, _ = read_bundle(folder)
     pre = Preprocess(**cfg.preprocess)
@@ -163,6 +165,22 @@ def accuracy(args: argparse.Namespace) -> list[dict]:
     speakers = np.array([c.speaker for c in used], dtype=object)
     corp = np.array([c.corpus for c in used], dtype=object)
     present = [lab for lab in resolve_labels(RECIPE["labels"], manifest) if lab in set(y)]
+    return {
+        "cfg": cfg, "graphs": graphs, "emb": emb, "ok": ok, "X": X, "hashes": hashes, "y": y,
+        "speakers": speakers, "corp": corp, "present": present, "corpora": corpora,
+    }  # fmt: skip
+
+
+def accuracy(args: argparse.Namespace) -> list[dict]:
+    """The three rows described in the module docs, upserted unless ``--no-db``."""
+    from emovox.evaluation.metrics import score
+    from emovox.evaluation.splits import make_split
+
+    t0 = time.perf_counter()
+    d = embedded(args)
+    cfg, graphs, emb, ok, X = d["cfg"], d["graphs"], d["emb"], d["ok"], d["X"]
+    y, speakers, corp, present = d["y"], d["speakers"], d["corp"], d["present"]
+    hashes, corpora = d["hashes"], d["corpora"]
     split = make_split(
         "speaker-kfold", y, speakers, corp, k=RECIPE["k"], seed=RECIPE["seed"], hashes=hashes
     )
@@ -238,6 +256,61 @@ def accuracy(args: argparse.Namespace) -> list[dict]:
     return rows
 
 
+SEVEN = FOUR + ["spanish_acted", "korean_emotiontts", "indian_emospeech"]
+
+
+def loco_accuracy(args: argparse.Namespace) -> list[dict]:
+    """Leave one corpus out over ``args.corpora`` (default: all seven), the bundled recipe's
+    head on fp32 embeddings, tested on each held-out corpus's fp32 and int8 embeddings (what
+    ``backend="onnx-int8"`` gives a user): one row per held-out corpus and graph."""
+    from emovox.evaluation.loco import held_out_score
+
+    t0 = time.perf_counter()
+    d = embedded(args)
+    X, y, corp, present = d["X"], d["y"], d["corp"], d["present"]
+    rows = []
+    for c in sorted(set(corp)):
+        test = corp == c
+        head, _ = fit_head(X["fp32"][~test], y[~test], present, RECIPE["C"], RECIPE["seed"])
+        known = [lab for lab in present if lab in set(y[~test])]
+        scored = np.isin(y[test], known)
+        preds = {v: head.predict(X[v][test]) for v in ("fp32", "int8")}
+        for v, pred in preds.items():
+            h = held_out_score(c, y[test][scored], pred[scored], known, y[test][~scored].tolist())
+            rows.append(
+                {
+                    "section": SECTION,
+                    "model": f"whisper-{RECIPE['encoder']} default recipe (fp32 head), onnx {v}",
+                    "corpora": sorted(d["corpora"]),
+                    "labels": RECIPE["labels"],
+                    "protocol": "loco",
+                    "leaky": False,
+                    "test": None,
+                    "test_corpora": [c],
+                    "adapted": False,
+                    "wa": h["wa"],
+                    "ua": h["ua"],
+                    "macro_f1": h["macro_f1"],
+                    "chance": h["chance"],
+                    "per_class": h["per_class"],
+                    "n": h["n"],
+                    "agreement_with_fp32": round(float(np.mean(pred == preds["fp32"])), 4),
+                    "wall_s": round(time.perf_counter() - t0, 2),
+                    "hardware": results_db.hardware(),
+                    "config": "bench/int8_accuracy.py",
+                    "command": "python bench/int8_accuracy.py --protocol loco",
+                }
+            )
+            print(f"{c} {v}: UA {h['ua']:.4f} (chance {h['chance']:.3f})", flush=True)
+    for v in ("fp32", "int8"):
+        mean = np.mean([r["ua"] for r in rows if r["model"].endswith(v)])
+        print(f"mean LOCO UA, {v}: {mean:.4f}", flush=True)
+    if not args.no_db:
+        results_db.upsert(rows)
+        print(f"{len(rows)} rows upserted into {results_db.RESULTS_JSON}")
+    return rows
+
+
 def parity(args: argparse.Namespace) -> dict:
     """fp32 vs int8 on ``args.parity`` CREMA-D clips (see the module docs)."""
     from bench_predict import reference_ms
@@ -301,15 +374,20 @@ def parity(args: argparse.Namespace) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--corpora", default=",".join(FOUR))
+    ap.add_argument("--corpora", default=None, help="default: the four (the seven with loco)")
+    ap.add_argument("--protocol", default="speaker-kfold", choices=("speaker-kfold", "loco"))
     ap.add_argument("--model", default=None, help="bundle folder (default: the packaged one)")
     ap.add_argument("--results-json", default=None, help="another results.json (tests, smoke)")
     ap.add_argument("--no-db", action="store_true", help="print the rows, store nothing")
     ap.add_argument("--parity", type=int, default=0, help="parity and speed on N clips instead")
     ap.add_argument("--rounds", type=int, default=3, help="timing rounds per clip (--parity)")
     args = ap.parse_args()
+    if args.corpora is None:
+        args.corpora = ",".join(SEVEN if args.protocol == "loco" else FOUR)
     if args.parity:
         parity(args)
+    elif args.protocol == "loco":
+        loco_accuracy(args)
     else:
         accuracy(args)
     return 0
