@@ -140,16 +140,13 @@ def child_main(backend: str, files: list[str], model: str | None, repeats: int) 
 def streaming(model: str | None, backend: str, speech: np.ndarray) -> dict:
     """The live path (``emovox listen``'s pause setting) over the demo speech joined with 1 s
     pauses, three times over: end of speech → label, median and 95th percentile."""
-    from dataclasses import replace
-
     import bench_streaming
 
     import emovox
     from emovox.audio.segment import LIVE_MIN_SILENCE
 
     pred = emovox.load(model, backend=backend)
-    pad = min(pred.segmenter.pad, LIVE_MIN_SILENCE)
-    pred.segmenter = replace(pred.segmenter, min_silence=LIVE_MIN_SILENCE, pad=pad)
+    pred.segmenter = pred.segmenter.with_min_silence(LIVE_MIN_SILENCE)
     pause = np.zeros(SR, dtype=np.float32)
     audio = np.concatenate([pause, *[np.concatenate([speech, pause])] * 3])
     r = bench_streaming.measure_streaming(pred, audio)

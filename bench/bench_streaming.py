@@ -25,10 +25,9 @@ import argparse
 import json
 import os
 import platform
-import statistics
+import sys
 import time
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +45,7 @@ from emovox.inference.timeline import analyze_chunks  # noqa: E402
 from emovox.io import atomic_write_json, corpora_root  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 
 
 def crema_recording(
@@ -149,21 +149,9 @@ def measure_streaming(
     }
 
 
-def reference_ms(repeats: int = 20) -> float:
-    """The fixed single-core workload of bench_predict.py (median ms), to scale the figures."""
-    rng = np.random.default_rng(0)
-    a = rng.standard_normal((150, 384), dtype=np.float32)
-    b = rng.standard_normal((384, 1536), dtype=np.float32)
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        for _ in range(20):
-            a @ b
-        times.append((time.perf_counter() - t) * 1e3)
-    return statistics.median(times)
-
-
 def main() -> int:
+    import bench_predict  # its reference workload, so the figures scale alike
+
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--model", default=None, help="bundle folder (default: the packaged one)")
     ap.add_argument("--backend", default="auto", help="auto (the model's default), onnx, ...")
@@ -189,11 +177,7 @@ def main() -> int:
 
     audio, clips = crema_recording(args.clips, args.pause, args.seed, args.root)
     model = emovox.load(args.model, backend=args.backend, vad=args.vad)
-    model.segmenter = replace(
-        model.segmenter,
-        min_silence=args.min_silence,
-        pad=min(model.segmenter.pad, args.min_silence),
-    )
+    model.segmenter = model.segmenter.with_min_silence(args.min_silence)
     block = max(1, round(args.block_ms * SAMPLE_RATE / 1000))
     res = {
         "model": args.model or "packaged default",
@@ -202,7 +186,7 @@ def main() -> int:
         "hardware": f"{platform.machine()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}",
         "load_average": [round(x, 2) for x in os.getloadavg()],
-        "reference_ms": round(reference_ms(), 2),
+        "reference_ms": round(bench_predict.reference_ms(), 2),
         "min_silence_s": model.segmenter.min_silence,
         **measure_streaming(model, audio, block),
     }

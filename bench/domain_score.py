@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from emovox.evaluation.config import read_config
 from emovox.evaluation.dataset import load_dataset
 from emovox.evaluation.experiment_config import ExperimentConfig
 from emovox.evaluation.splits import validation_speakers
@@ -39,15 +40,8 @@ ROOT = Path(__file__).resolve().parents[1]
 STORE = ROOT / "bench" / "results" / "domain_score.json"
 DOC = ROOT / "docs" / "generalization.md"
 BEGIN, END = "<!-- domain:begin -->", "<!-- domain:end -->"
-CORPORA = [
-    "crema_d",
-    "indian_emospeech",
-    "korean_emotiontts",
-    "ravdess",
-    "savee",
-    "spanish_acted",
-    "tess",
-]
+#: the seven corpora, as the LOCO baseline config names them
+CORPORA = sorted(read_config(ROOT / "configs" / "loco-baseline.toml")["experiment"]["corpora"])
 KS = (8, 16, 32, 64)
 VARIANTS = [f"{kind}{k}" for kind in ("resid", "maha", "both") for k in KS]
 MAIN = "resid64"

@@ -61,6 +61,7 @@ import results_db  # noqa: E402
 
 from emovox.audio import Preprocess, decode, preprocess  # noqa: E402
 from emovox.encoders.mel import log_mel_spectrogram, split_chunks  # noqa: E402
+from emovox.evaluation.config import read_config  # noqa: E402
 from emovox.features.cache import CacheEntry, FeatureCache  # noqa: E402
 from emovox.features.decode_loop import load_clip  # noqa: E402
 from emovox.features.embeddings import embedding_code_version  # noqa: E402
@@ -256,7 +257,8 @@ def accuracy(args: argparse.Namespace) -> list[dict]:
     return rows
 
 
-SEVEN = FOUR + ["spanish_acted", "korean_emotiontts", "indian_emospeech"]
+#: the seven corpora, as the LOCO baseline config names them
+SEVEN = read_config(results_db.ROOT / "configs" / "loco-baseline.toml")["experiment"]["corpora"]
 
 
 def loco_accuracy(args: argparse.Namespace) -> list[dict]:

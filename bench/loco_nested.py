@@ -37,6 +37,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
+from emovox.evaluation.config import read_config  # noqa: E402
 from emovox.evaluation.dataset import load_dataset  # noqa: E402
 from emovox.evaluation.experiment_config import ExperimentConfig  # noqa: E402
 from emovox.evaluation.nuisance import group_directions  # noqa: E402
@@ -44,15 +45,8 @@ from emovox.io import atomic_write_json, atomic_write_text  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-CORPORA = [
-    "crema_d",
-    "indian_emospeech",
-    "korean_emotiontts",
-    "ravdess",
-    "savee",
-    "spanish_acted",
-    "tess",
-]
+#: the seven corpora, as the LOCO baseline config names them
+CORPORA = sorted(read_config(ROOT / "configs" / "loco-baseline.toml")["experiment"]["corpora"])
 ENCODERS = ("tiny.en", "base")
 ALPHAS = (1e3, 1e4, 1e5)
 PROJECT = (False, True)

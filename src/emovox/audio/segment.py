@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -45,6 +45,11 @@ class SegmenterConfig:
     min_speech: float = 0.25  # shorter segments are dropped
     pad: float = 0.1  # kept each side of a segment (<= min_silence)
     max_window: float = MAX_WINDOW  # longest segment; longer speech is cut into windows
+
+    def with_min_silence(self, seconds: float) -> SegmenterConfig:
+        """These settings with another ending pause (``pad`` kept no longer than it), e.g.
+        :data:`LIVE_MIN_SILENCE` for ``emovox listen``."""
+        return replace(self, min_silence=seconds, pad=min(self.pad, seconds))
 
 
 @dataclass

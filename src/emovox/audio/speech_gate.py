@@ -16,6 +16,7 @@ The defaults come from ``bench/bench_speech_gate.py`` (``bench/results/speech_ga
 
 from __future__ import annotations
 
+import threading
 import warnings
 from dataclasses import dataclass
 
@@ -82,7 +83,8 @@ class SpeechGate:
     """Measure the speech in a clip and decide whether it may get an emotion.
 
     ``detector``: ``"silero"``, ``"energy"`` or ``"auto"`` (Silero when installed, else the energy
-    fallback with a warning saying what it cannot catch).
+    fallback with a warning saying what it cannot catch). Safe to share between threads: Silero
+    keeps state, so each thread that measures gets its own detector.
     """
 
     def __init__(
@@ -107,19 +109,26 @@ class SpeechGate:
         self.detector = detector
         self.min_seconds = float(min_seconds)
         self.min_fraction = float(min_fraction)
-        self._silero: SileroVAD | None = None
+        self._local = threading.local()  # each thread's own Silero (it keeps state)
         if detector == "silero":
-            vad = make_vad("silero")  # a clear error when it is not installed
+            self._thread_silero()  # a clear error now when it is not installed
+
+    def _thread_silero(self) -> SileroVAD:
+        vad = getattr(self._local, "silero", None)
+        if vad is None:
+            vad = make_vad("silero")
             assert isinstance(vad, SileroVAD)
-            self._silero = vad
+            self._local.silero = vad
+        return vad
 
     def speech_frames(self, y: np.ndarray) -> np.ndarray:
         """One bool per :data:`FRAME` of 16 kHz ``y``: is it speech?"""
         frames = frames_of(y)
-        if self._silero is None:
+        if self.detector == "energy":
             return energy_speech_frames(frames)
-        self._silero.reset()  # each clip on its own
-        return self._silero(frames) >= SILERO_THRESHOLD
+        silero = self._thread_silero()
+        silero.reset()  # each clip on its own
+        return silero(frames) >= SILERO_THRESHOLD
 
     def measure(self, y: np.ndarray) -> SpeechAmount:
         """The speech in 16 kHz ``y`` (seconds, share of the audio) and the verdict."""

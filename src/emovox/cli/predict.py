@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -368,9 +367,7 @@ def listen(
     if not 0.05 <= min_silence <= 5:
         fail(f"--min-silence must be between 0.05 and 5 seconds, got {min_silence:g}")
     pred = load_predictor(model, backend, vad)
-    segmenter = dataclasses.replace(
-        pred.segmenter, min_silence=min_silence, pad=min(pred.segmenter.pad, min_silence)
-    )
+    segmenter = pred.segmenter.with_min_silence(min_silence)
     # the model's first call is slow (~0.3 s: sessions, allocations): pay it now, not on the
     # first segment's latency
     with contextlib.suppress(AudioError):

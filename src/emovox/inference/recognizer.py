@@ -28,10 +28,9 @@ cores) decodes and gates the next inputs while the model encodes the current one
 from __future__ import annotations
 
 import os
-import threading
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import closing, contextmanager
+from contextlib import closing
 from itertools import chain, islice
 from pathlib import Path
 from typing import Any, Literal
@@ -93,8 +92,6 @@ class Recognizer:
         self._pre: Preprocess = pre if isinstance(pre, Preprocess) else Preprocess()
         self._vad: VAD | None = None
         self._gate: SpeechGate | None = None
-        self._spares: tuple[SpeechGate | None, list[SpeechGate]] = (None, [])
-        self._lock = threading.Lock()
         self._transcriber: Any = None
         #: Called with each short clip's answer and waveform (adaptation collects features).
         self.on_clip: Callable[[Prediction, np.ndarray], None] | None = None
@@ -256,35 +253,13 @@ class Recognizer:
         or here, one at a time, when 0."""
         gate = self.gate  # made here, on the caller's thread
 
-        def stage(ix: tuple[int, Any]) -> Staged:
+        def stage(ix: tuple[int, Any]) -> Staged:  # the gate is thread-safe (SpeechGate)
             i, x = ix
-            item = self._prepare(x, sr, None if single else i)
-            if not workers or gate is None or gate.detector == "energy":  # energy: stateless
-                return i, x, self._gated(item, gate)
-            with self._spare_gate(gate) as own:  # Silero keeps state: one gate per thread
-                return i, x, self._gated(item, own)
+            return i, x, self._gated(self._prepare(x, sr, None if single else i), gate)
 
         with closing(prefetch(stage, enumerate(inputs), workers=workers, depth=depth)) as rs:
             for r in rs:
                 yield (*r.item, r.error) if isinstance(r, Failed) else r
-
-    @contextmanager
-    def _spare_gate(self, gate: SpeechGate) -> Iterator[SpeechGate]:
-        """A gate with ``gate``'s settings that no other thread is using (kept for reuse)."""
-        with self._lock:
-            if self._spares[0] is not gate:
-                self._spares = (gate, [])
-            spares = self._spares[1]
-            own = spares.pop() if spares else None
-        if own is None:
-            own = SpeechGate(
-                gate.detector, min_seconds=gate.min_seconds, min_fraction=gate.min_fraction
-            )
-        try:
-            yield own
-        finally:
-            with self._lock:
-                spares.append(own)
 
     def _run_batch_transcribed(
         self, batch: list[Staged], sr: int | None, errors: str, single: bool
