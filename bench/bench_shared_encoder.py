@@ -56,14 +56,8 @@ from emovox.audio.decode import decode  # noqa: E402
 from emovox.encoders.mel import HOP_LENGTH, log_mel_spectrogram  # noqa: E402
 from emovox.features.pooling import pool_stats  # noqa: E402
 from emovox.io import atomic_write_json, atomic_write_text  # noqa: E402
-from emovox.text.segments import TextSegment, Word  # noqa: E402
-from emovox.text.window import (  # noqa: E402
-    FIT_MIN_LOGPROB,
-    MAX_COMPRESSION_RATIO,
-    PAD_SECONDS,
-    TOKENS_PER_SECOND,
-    fitted_segment,
-)
+from emovox.text.segments import TextSegment  # noqa: E402
+from emovox.text.window import PAD_SECONDS, decode_window, fitted_segment  # noqa: E402
 
 MARKER = "shared-encoder-bench"
 ANCHOR = "<!-- transcribe-bench:end -->"
@@ -109,55 +103,6 @@ def fitted_features(model: Any, y: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(mel[None, :, :frames])
 
 
-def decode_encoded(model: Any, encoded: Any, seconds: float) -> TextSegment | None:
-    """What :func:`emovox.text.window.fitted_segment` does after its encode (greedy, word
-    times on), from an encoder output ``encoded`` (a ``ctranslate2.StorageView``)."""
-    from faster_whisper.tokenizer import Tokenizer
-    from faster_whisper.transcribe import get_compression_ratio, merge_punctuations
-
-    tok = Tokenizer(
-        model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language="en"
-    )
-    prompt = [*tok.sot_sequence, tok.no_timestamps]
-    result = model.model.generate(
-        encoded,
-        [prompt],
-        beam_size=1,
-        max_length=min(448, len(prompt) + 20 + int(TOKENS_PER_SECOND * seconds)),
-        suppress_blank=True,
-        suppress_tokens=[-1],
-        return_scores=True,
-        return_no_speech_prob=True,
-    )[0]
-    tokens = [t for t in result.sequences_ids[0] if t < tok.eot]
-    text = tok.decode(tokens).strip()
-    if not tokens or not text:
-        return None
-    logprob = float(result.scores[0]) * len(tokens) / (len(tokens) + 1)
-    if logprob < FIT_MIN_LOGPROB or get_compression_ratio(text) > MAX_COMPRESSION_RATIO:
-        return None
-    aligned = model.find_alignment(tok, [tokens], encoded, int(seconds * 100))[0]
-    merge_punctuations(aligned, "\"'“¿([{-", "\"'.。,，!！?？:：”)]}、")
-    words = tuple(
-        Word(
-            round(min(float(w["start"]), seconds), 3),
-            round(min(float(w["end"]), seconds), 3),
-            w["word"],
-            round(float(w["probability"]), 4),
-        )
-        for w in aligned
-        if w["word"]
-    )
-    return TextSegment(
-        start=words[0].start if words else 0.0,
-        end=words[-1].end if words else round(seconds, 3),
-        text=text,
-        words=words,
-        avg_logprob=round(logprob, 4),
-        no_speech_prob=round(float(result.no_speech_prob), 4),
-    )
-
-
 class SharedPass:
     """The bundle's torch encoder run once for the emotion head and the decoder."""
 
@@ -195,7 +140,7 @@ class SharedPass:
         P = self.engine.head_proba(F)[0]
         S = self.engine.domain_scores(F)
         encoded = ctranslate2.StorageView.from_array(np.ascontiguousarray(hs[-1].numpy()))
-        seg = decode_encoded(self.model, encoded, len(z) / SR)
+        seg = decode_window(self.model, encoded, len(z) / SR)
         return P, None if S is None else float(S[0]), seg
 
 

@@ -42,17 +42,40 @@ def fitted_segment(
     """Transcribe ``y`` (16 kHz mono float32, at most :data:`FIT_MAX_SECONDS`) in a window
     fitted to it with ``model`` (a ``faster_whisper.WhisperModel``); None when the decoder was
     unsure (see the module notes) or heard nothing. ``word_times``: align each word."""
-    import ctranslate2
-    from faster_whisper.tokenizer import Tokenizer
-    from faster_whisper.transcribe import get_compression_ratio, merge_punctuations
-
     seconds = len(y) / SAMPLE_RATE
+    return decode_window(
+        model, encode_window(model, y), seconds, offset=offset, word_times=word_times,
+        beam_size=beam_size,
+    )  # fmt: skip
+
+
+def encode_window(model: Any, y: np.ndarray) -> Any:
+    """The encoder output (a ``ctranslate2.StorageView``) of ``y`` plus :data:`PAD_SECONDS` of
+    silence, with ``model`` (a ``faster_whisper.WhisperModel``)."""
+    import ctranslate2
+
     padded = np.pad(y.astype(np.float32, copy=False), (0, int(PAD_SECONDS * SAMPLE_RATE)))
     mel = model.feature_extractor(padded)
     frames = min(3000, mel.shape[-1] - 1)
     frames -= frames % 2  # the encoder's convolution halves the frames
     features = ctranslate2.StorageView.from_array(np.ascontiguousarray(mel[None, :, :frames]))
-    encoded = model.model.encode(features)
+    return model.model.encode(features)
+
+
+def decode_window(
+    model: Any,
+    encoded: Any,
+    seconds: float,
+    *,
+    offset: float = 0.0,
+    word_times: bool = True,
+    beam_size: int = 1,
+) -> TextSegment | None:
+    """Decode an encoder output of a fitted window holding ``seconds`` of audio (see
+    :func:`fitted_segment`, which this finishes; None when the decoder was unsure)."""
+    from faster_whisper.tokenizer import Tokenizer
+    from faster_whisper.transcribe import get_compression_ratio, merge_punctuations
+
     tok = Tokenizer(
         model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language="en"
     )
