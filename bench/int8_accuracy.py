@@ -303,7 +303,7 @@ def loco_accuracy(args: argparse.Namespace) -> list[dict]:
                     "command": "python bench/int8_accuracy.py --protocol loco",
                 }
             )
-            print(f"{c} {v}: UA {h['ua']:.4f} (chance {h['chance']:.3f})", flush=True)
+            print(f"LOCO, held out {c}, {v}: UA {h['ua']:.4f} (chance {h['chance']:.3f})")
     for v in ("fp32", "int8"):
         mean = np.mean([r["ua"] for r in rows if r["model"].endswith(v)])
         print(f"mean LOCO UA, {v}: {mean:.4f}", flush=True)
