@@ -382,11 +382,33 @@ def test_embedding_cache_key_follows_settings_and_code(tmp_path, monkeypatch) ->
     other = embeddings.EmbeddingConfig(encoder=str(tmp_path / "enc"), stats=("mean",))
     assert cache.get(sha, other, pre) is None  # a setting changed
     key = cfg.key()
-    monkeypatch.setattr(embeddings, "embedding_code_version", lambda: "edited-mel")
+    monkeypatch.setattr(embeddings, "embedding_code_version", lambda view=False: "edited-mel")
     assert cfg.key() != key and cache.get(sha, cfg, pre) is None  # the code changed
     monkeypatch.undo()
     assert cfg.key() == key and cache.get(sha, cfg, pre) is not None
     assert "emovox.encoders.mel" in embeddings.EMBEDDING_MODULES
+
+
+def test_view_code_versions_views_only(monkeypatch) -> None:
+    """Editing a training view's augmentation moves the views' cache, not the plain clips'."""
+    from emovox.features import code_version, embeddings
+
+    plain, view = embeddings.EmbeddingConfig(), embeddings.EmbeddingConfig(view="phone")
+    keys = plain.key(), view.key()
+    real = code_version.module_source
+
+    def edited(name: str) -> bytes | None:
+        src = real(name)
+        return src + b"# edited" if name == "emovox.deep.conditions" and src else src
+
+    monkeypatch.setattr(code_version, "module_source", edited)
+    embeddings.embedding_code_version.cache_clear()
+    try:
+        assert plain.key() == keys[0] and view.key() != keys[1]
+    finally:
+        monkeypatch.undo()
+        embeddings.embedding_code_version.cache_clear()
+    assert "emovox.deep.conditions" in embeddings.VIEW_MODULES
 
 
 def test_feature_extraction_lists_a_named_pipe_instead_of_hanging(tmp_path):

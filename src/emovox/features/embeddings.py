@@ -89,7 +89,7 @@ class EmbeddingConfig:
 
     def code_version(self) -> str:
         """Version of the code computing these embeddings (:func:`embedding_code_version`)."""
-        return embedding_code_version()
+        return embedding_code_version(view=bool(self.view))
 
     def key(self) -> str:
         """Cache key: these settings, the encoder weights' identity and the code version."""
@@ -103,36 +103,54 @@ class EmbeddingConfig:
 
 #: The modules whose code turns a file into an embedding besides this one's functions (see
 #: :func:`embedding_code_version`): decoding, preprocessing, the log-mel, the encoder's
-#: forward pass, pooling and the training views' augmentations.
+#: forward pass and pooling.
 EMBEDDING_MODULES = (
     "emovox.audio.decode",
     "emovox.audio.preprocess",
     "emovox.encoders.mel",
     "emovox.encoders.whisper",
     "emovox.features.pooling",
-    "emovox.deep.augment",
 )
+#: The modules that also shape a training view's embedding: its augmentations.
+VIEW_MODULES = ("emovox.deep.augment", "emovox.deep.conditions")
 
 
-@lru_cache(maxsize=1)
-def embedding_code_version() -> str:
+@lru_cache(maxsize=2)
+def embedding_code_version(view: bool = False) -> str:
     """Hash of the source of :data:`EMBEDDING_MODULES` and of the functions here that compute
-    an embedding (views, encoding, pooling): part of :meth:`EmbeddingConfig.key`, so a code
-    change misses the cache instead of re-using stale vectors. (The encoder's weights count
-    through :meth:`EmbeddingConfig.key`'s identity of them.)"""
+    an embedding (encoding, pooling), plus, for a training ``view``, of :data:`VIEW_MODULES`
+    and the view functions: part of :meth:`EmbeddingConfig.key`, so a code change misses the
+    cache instead of re-using stale vectors, and a change to the views alone leaves the plain
+    clips' cache in place. (The encoder's weights count through :meth:`EmbeddingConfig.key`'s
+    identity of them.)"""
     from emovox.features.code_version import source_version
 
-    names = ("check_view", "apply_view", "embed_waveform", "layer_stats", "layer_frames")
+    names = ("embed_waveform", "layer_stats", "layer_frames")
+    modules = EMBEDDING_MODULES
+    if view:
+        names += ("check_view", "apply_view")
+        modules += VIEW_MODULES
     functions = [globals()[n] for n in names if callable(globals().get(n))]
-    return source_version(EMBEDDING_MODULES, functions)
+    return source_version(modules, functions)
 
 
 #: Training views :func:`apply_view` understands, with an example each.
-VIEW_EXAMPLES = ("speed:0.9", "pitch:-2", "noise:pink:15", "reverb:0.4")
+VIEW_EXAMPLES = (
+    "speed:0.9",
+    "pitch:-2",
+    "noise:pink:15",
+    "reverb:0.4",
+    "phone",
+    "codec:opus:12",
+    "clip:12",
+    "condition:1",
+)
 
 
 def check_view(view: str) -> str:
     """Validate a training-view spec (see :func:`apply_view`); return it stripped."""
+    from emovox.deep.conditions import CODECS, CONDITION_NOISES
+
     view = str(view).strip()
     kind, _, arg = view.partition(":")
     try:
@@ -142,16 +160,29 @@ def check_view(view: str) -> str:
             return view
         if kind == "reverb" and 0.0 < float(arg) <= 2.0:
             return view
+        if kind == "phone" and not arg:
+            return view
+        if kind == "clip" and 0.0 < float(arg) <= 40:
+            return view
+        if kind == "condition" and 1 <= int(arg) <= 1000:
+            return view
+        if kind == "codec":
+            name, _, kbps = arg.partition(":")
+            lo, hi = CODECS[name][2] if name in CODECS else (1, 0)
+            if lo <= int(kbps) <= hi:
+                return view
         if kind == "noise":
             noise, _, snr = arg.partition(":")
-            if noise in ("white", "pink") and -10 <= float(snr) <= 60:
+            if noise in CONDITION_NOISES and -10 <= float(snr) <= 60:
                 return view
     except ValueError:
         pass
     raise ValueError(
         f"unknown training view {view!r}; use e.g. {', '.join(VIEW_EXAMPLES)} "
-        "(speed factor 0.5-2, pitch in semitones, noise kind white|pink and SNR in dB, "
-        "reverb RT60 in seconds)"
+        "(speed factor 0.5-2, pitch in semitones, noise kind white|pink|brown|hum|babble and "
+        "SNR in dB, reverb RT60 in seconds, phone = telephone channel, codec opus:6-64 or "
+        "mp3:8-64 kbit/s, clip = dB over full scale, condition:N = the N-th random recording "
+        "condition)"
     )
 
 
@@ -159,11 +190,15 @@ def apply_view(y: np.ndarray, view: str, seed_text: str = "", sr: int = 16_000) 
     """One deterministic augmented view of a waveform, for TRAINING rows only.
 
     ``speed:F`` plays F times faster (tempo and pitch, as Kaldi's speed perturbation),
-    ``pitch:S`` shifts S semitones, ``noise:KIND:SNR`` adds white or pink noise at SNR dB,
-    ``reverb:RT60`` adds a synthetic room. Random parts are seeded by ``seed_text`` (the clip's
-    content hash), so a cached view is the same view on every run.
+    ``pitch:S`` shifts S semitones, ``noise:KIND:SNR`` adds white, pink, brown, hum or babble
+    noise at SNR dB, ``reverb:RT60`` adds a synthetic room, ``phone`` passes it through a
+    telephone channel, ``codec:NAME:KBPS`` through a lossy codec, ``clip:DB`` overdrives it,
+    and ``condition:N`` draws one or two of these per clip
+    (:func:`emovox.deep.conditions.random_condition`; N numbers independent draws). Random
+    parts are seeded by ``seed_text`` (the clip's content hash), so a cached view is the same
+    view on every run.
     """
-    from emovox.deep import augment
+    from emovox.deep import augment, conditions
 
     kind, _, arg = check_view(view).partition(":")
     seed = int(hashlib.sha1(f"{view}|{seed_text}".encode()).hexdigest()[:8], 16)
@@ -174,8 +209,17 @@ def apply_view(y: np.ndarray, view: str, seed_text: str = "", sr: int = 16_000) 
         return augment.pitch_shift(y, sr, float(arg))
     if kind == "reverb":
         return augment.reverb(y, rng, sr, rt60=float(arg))
+    if kind == "phone":
+        return conditions.telephone(y, sr)
+    if kind == "clip":
+        return conditions.clipping(y, float(arg))
+    if kind == "codec":
+        name, _, kbps = arg.partition(":")
+        return conditions.codec(y, sr, name, int(kbps))
+    if kind == "condition":
+        return conditions.random_condition(y, rng, sr)[0]
     noise, _, snr = arg.partition(":")
-    return augment.add_noise(y, float(snr), rng, kind=noise)
+    return conditions.add_condition_noise(y, float(snr), rng, noise, sr)
 
 
 @lru_cache(maxsize=2)
