@@ -21,14 +21,9 @@ import numpy as np
 from safetensors import safe_open
 from safetensors.numpy import save_file
 
-from emovox.inference.build import (
-    domain_card,
-    fit_domain_score,
-    render_card,
-    training_data,
-    validation_mask,
-)
+from emovox.inference.build import fit_domain_score, training_data, validation_mask
 from emovox.inference.bundle import CONFIG_FILE, MODEL_FILE, bundle_path, read_bundle
+from emovox.inference.card import domain_card, render_card
 from emovox.io import atomic_write_json, atomic_write_text
 
 

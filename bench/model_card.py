@@ -13,8 +13,8 @@ from pathlib import Path
 
 import results_db
 
-from emovox.inference.build import render_card
 from emovox.inference.bundle import CONFIG_FILE, bundle_path
+from emovox.inference.card import render_card
 from emovox.io import atomic_write_text
 
 

@@ -271,8 +271,8 @@ def test_fit_adapted_head_learns_on_per_corpus_standardised_embeddings():
 def test_card_describes_the_adapted_head_only_when_the_bundle_has_it():
     import json
 
-    from emovox.inference.build import render_card
     from emovox.inference.bundle import default_bundle_path
+    from emovox.inference.card import render_card
 
     cfg = json.loads((default_bundle_path() / "model.json").read_text())
     assert cfg.get("adapted_temperature") is not None  # the shipped bundle has the head
@@ -286,8 +286,8 @@ def test_card_describes_the_adapted_head_only_when_the_bundle_has_it():
 def test_shipped_card_is_the_rendered_card():
     import json
 
-    from emovox.inference.build import render_card
     from emovox.inference.bundle import default_bundle_path
+    from emovox.inference.card import render_card
 
     folder = default_bundle_path()
     cfg = json.loads((folder / "model.json").read_text())

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file, save_file
 
-from emovox.inference.build import domain_card, fit_domain_score, render_card
+from emovox.inference.build import fit_domain_score
 from emovox.inference.bundle import (
     BundleError,
     default_bundle_path,
@@ -17,6 +17,7 @@ from emovox.inference.bundle import (
     read_domain,
     write_bundle,
 )
+from emovox.inference.card import domain_card, render_card
 from emovox.inference.domain import DomainScore, fit_domain
 from emovox.inference.engine import load_bundle
 from emovox.inference.prediction import Prediction

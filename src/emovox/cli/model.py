@@ -26,12 +26,28 @@ def build_model(
     ] = None,
     c: Annotated[float, typer.Option("--c", help="Inverse L2 strength of the head.")] = 0.01,
     k: Annotated[int, typer.Option(help="Speaker folds for the model card's scores.")] = 5,
+    view: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--view",
+            help="Training view added to every training clip, e.g. 'condition:1' (a random "
+            "recording condition), 'phone', 'codec:opus:12', 'noise:babble:10'; repeatable.",
+        ),
+    ] = None,
+    loco_run: Annotated[
+        Path | None,
+        typer.Option(
+            help="A leave-one-corpus-out run folder of the same recipe (emovox evaluate "
+            "--protocol loco) whose per-corpus scores the model card shows."
+        ),
+    ] = None,
     seed: int = 0,
     root: RootOpt = None,
 ) -> None:
     """Train a ready-to-use model (frozen Whisper encoder + calibrated head) on the corpora."""
     from emovox.evaluation.experiment import NoCorporaError
-    from emovox.inference.build import build_default_model, render_card
+    from emovox.inference.build import build_default_model
+    from emovox.inference.card import render_card
     from emovox.io import atomic_write_text
 
     try:
@@ -45,6 +61,8 @@ def build_model(
             C=c,
             k=k,
             seed=seed,
+            views=view or [],
+            loco_run=loco_run,
             log=lambda m: err.print(m, soft_wrap=True),
         )
     except (NoCorporaError, FileNotFoundError, ValueError) as exc:

@@ -19,18 +19,25 @@ import platform
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from emovox.audio import Preprocess
+from emovox.data.corpora import corpus_info
 from emovox.evaluation.experiment import ExperimentConfig, resolve_labels, scan
 from emovox.evaluation.metrics import score
 from emovox.evaluation.splits import make_split, validation_speakers
-from emovox.features.embeddings import EmbeddingConfig, extract_embeddings, load_encoder
+from emovox.features.embeddings import (
+    EmbeddingConfig,
+    check_view,
+    extract_embeddings,
+    load_encoder,
+)
 from emovox.inference.bundle import BundleConfig, write_bundle
+from emovox.inference.card import domain_card, generalization_from_run, limits
 from emovox.inference.domain import (
     DEFAULT_COMPONENTS,
     DEFAULT_QUANTILE,
@@ -40,6 +47,9 @@ from emovox.inference.domain import (
 from emovox.io import atomic_write_json, cache_dir, corpora_root
 
 Log = Callable[[str], None]
+
+#: The paper's four corpora: the card also scores the same folds on them alone.
+PAPER_CORPORA = ("crema_d", "ravdess", "savee", "tess")
 
 
 def fit_head(X: np.ndarray, y: np.ndarray, labels: Sequence[str], C: float, seed: int = 0) -> Any:
@@ -133,6 +143,21 @@ class TrainingData:
     encoder: Any
     embedding: EmbeddingConfig
     preprocess: Preprocess
+    #: training views: name -> (chosen layers of each clip's view, usable mask over ``clips``)
+    views: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+
+    def rows(self, use: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Training rows of the clips in ``use`` (a boolean mask or indices): their embeddings,
+        then each view's embeddings of the same clips (where the view could be made), with
+        the matching labels."""
+        idx = np.flatnonzero(use) if np.asarray(use).dtype == bool else np.asarray(use)
+        y = np.array([c.emotion for c in self.clips], dtype=object)
+        Xs, ys = [self.X[idx]], [y[idx]]
+        for Xv, okv in self.views.values():
+            keep = idx[okv[idx]]
+            Xs.append(Xv[keep])
+            ys.append(y[keep])
+        return np.concatenate(Xs), np.concatenate(ys)
 
 
 def training_data(
@@ -143,9 +168,11 @@ def training_data(
     layers: Sequence[int] | None,
     progress: bool,
     say: Log,
+    views: Sequence[str] = (),
 ) -> TrainingData:
-    """Scan the corpora, keep the label set and embed every clip (cached), as
-    :func:`build_default_model` does."""
+    """Scan the corpora, keep the label set and embed every clip (cached), and each training
+    view of it (:func:`emovox.features.embeddings.apply_view`), as :func:`build_default_model`
+    does."""
     exp = ExperimentConfig(corpora=list(corpora), roots=list(roots or [str(corpora_root())]))
     manifest = scan(exp)
     label_set = resolve_labels(labels, manifest)
@@ -166,7 +193,20 @@ def training_data(
     if not layers or min(layers) < 0 or max(layers) >= n_all:
         raise ValueError(f"layers must lie in 0..{n_all - 1}, got {layers}")
     X = select_layers(res.X, n_all, layers, width)
-    return TrainingData(clips, res, X, layers, tuple(label_set), dict(excluded), enc, emb_cfg, pre)
+    view_rows = {}
+    for view in views:
+        vcfg = EmbeddingConfig(encoder, view=view)
+        vres = extract_embeddings(
+            [c.path for c in clips], vcfg, pre, cache_dir() / "features", progress
+        )
+        if vres.errors:
+            say(f"view {vcfg.view}: {len(vres.errors)} clip(s) without it (plain rows kept)")
+        Xv = np.zeros_like(X)
+        Xv[np.flatnonzero(vres.ok)] = select_layers(vres.X, n_all, layers, width)
+        view_rows[vcfg.view] = (Xv, np.asarray(vres.ok, dtype=bool))
+    return TrainingData(
+        clips, res, X, layers, tuple(label_set), dict(excluded), enc, emb_cfg, pre, view_rows
+    )
 
 
 def validation_mask(
@@ -224,22 +264,6 @@ def fit_adapted_head(
     return head, fit_temperature(logits(head, Xa[is_val]), y_val)
 
 
-def domain_card(domain: DomainScore) -> str:
-    """The model card's sentence on ``out_of_domain``."""
-    what = (
-        f"its distance from the {len(domain.scale)} main directions of the standardised "
-        "training embeddings (relative to the training clips')"
-        if domain.method == "residual"
-        else f"a Mahalanobis distance in the {len(domain.scale)} main directions of the "
-        "standardised training embeddings"
-    )
-    return (
-        f"an answer is flagged out_of_domain when its audio lies far from the training clips: "
-        f"{what} above {domain.threshold:.3f}, the {100 * DEFAULT_QUANTILE:.0f}th percentile on "
-        "the held-out speakers (see docs/generalization.md)"
-    )
-
-
 def build_default_model(
     out: str | Path,
     roots: Sequence[str] | None = None,
@@ -253,6 +277,8 @@ def build_default_model(
     threshold: float = 0.5,
     holdout_speakers: Sequence[str] | None = None,
     seed: int = 0,
+    views: Sequence[str] = (),
+    loco_run: str | Path | None = None,
     progress: bool = True,
     log: Log | None = None,
 ) -> dict[str, Any]:
@@ -260,11 +286,20 @@ def build_default_model(
 
     ``holdout_speakers`` (default: the speakers of the bundled demo clips) never reach the
     final head's training data; they join the validation speakers, so the demo shows the
-    model on voices it has not learnt from.
+    model on voices it has not learnt from. ``views`` add training rows (simulated recording
+    conditions of the training clips only). ``loco_run`` is an ``emovox evaluate --protocol
+    loco`` run folder of the same recipe, whose per-corpus scores the card shows
+    (:func:`generalization_from_run`).
     """
     say: Log = log or (lambda _m: None)
     t0 = time.perf_counter()
-    data = training_data(roots, corpora, labels, encoder, layers, progress, say)
+    views = [check_view(v) for v in views]
+    gen = (
+        generalization_from_run(loco_run, encoder, C, labels, views, layers)
+        if loco_run is not None
+        else None
+    )
+    data = training_data(roots, corpora, labels, encoder, layers, progress, say, views)
     clips, res, X, layers, excluded = data.clips, data.result, data.X, data.layers, data.excluded
     enc, emb_cfg, pre = data.encoder, data.embedding, data.preprocess
     y = np.array([c.emotion for c in clips], dtype=object)
@@ -277,7 +312,7 @@ def build_default_model(
     split = make_split("speaker-kfold", y, speakers, corp, k=k, seed=seed, hashes=res.hashes)
     pred = np.empty(len(y), dtype=object)
     for fi, fold in enumerate(split.folds):
-        m, order = fit_head(X[fold.train], y[fold.train], present, C, seed)
+        m, order = fit_head(*data.rows(fold.train), present, C, seed)
         pred[fold.test] = m.predict(X[fold.test])
         say(f"speaker fold {fi + 1}/{len(split.folds)} done")
     overall = score(list(y), list(pred), present)
@@ -292,10 +327,20 @@ def build_default_model(
             "n": len(idx),
             "labels": labs,
         }
+    paper = [i for i, cc in enumerate(corp) if cc in PAPER_CORPORA]
+    paper_score = None
+    if paper and len(paper) < len(corp):
+        s = score(list(y[paper]), list(pred[paper]), present)
+        paper_score = {
+            "corpora": sorted({corp[i] for i in paper}),
+            "ua": round(s["ua"], 4),
+            "wa": round(s["wa"], 4),
+            "n": len(paper),
+        }
 
     # 4. final head on training speakers; temperature and threshold on validation speakers
     is_val, val_spk = validation_mask(speakers, corp, val_fraction, seed, holdout_speakers)
-    model, order = fit_head(X[~is_val], y[~is_val], present, C, seed)
+    model, order = fit_head(*data.rows(~is_val), present, C, seed)
     head = head_tensors(model, order)
     domain = fit_domain_score(head, X[~is_val], X[is_val], seed=seed)
     adapted, T_adapted = fit_adapted_head(X, y, corp, is_val, present, C, seed)
@@ -341,22 +386,22 @@ def build_default_model(
             "macro_f1": round(overall["macro_f1"], 4),
             "per_class_recall": {kk: round(v, 4) for kk, v in overall["per_class"].items()},
             "per_corpus": per_corpus,
+            **({"paper_corpora": paper_score} if paper_score else {}),
         },
+        "coverage": [corpus_info(c) for c in sorted(counts)],
+        "training_views": views,
+        **({"generalization": gen} if gen else {}),
         "calibration": calib,
         "out_of_domain": domain_card(domain),
         "uncertain": (
             f"a prediction is flagged uncertain when its calibrated top probability is below "
             f"{threshold}: the model itself rates it more likely wrong than right"
         ),
-        "limits": [
-            "trained on acted English speech from four corpora (studio recordings, read "
-            "sentences); spontaneous speech, other languages, children and noisy channels are "
-            "outside what it has seen and will score lower",
-            "one label per segment; mixed or subtle emotions are forced into one of the labels",
-            "speaker-independent scores above are within these corpora; cross-corpus transfer "
-            "is weaker (see docs/results.md)",
-        ],
-        "command": "emovox build-model --out DIR",
+        "limits": limits(sorted(counts), gen),
+        "command": "emovox build-model --out DIR"
+        + (f" --corpus {','.join(sorted(counts))}" if corpora else "")
+        + "".join(f" --view {v}" for v in views)
+        + (f" --loco-run {gen['run']}" if gen else ""),
         "hardware": f"{platform.machine()} CPU, {platform.python_version()}",
         "build_seconds": round(time.perf_counter() - t0, 1),
     }
@@ -375,102 +420,3 @@ def build_default_model(
     write_bundle(out, cfg, enc.state_dict(), head, domain, adapted)
     atomic_write_json(Path(out) / "card.json", card)
     return cfg.to_dict()
-
-
-def adaptation_section(cfg: dict[str, Any]) -> list[str]:
-    """The card's lines on the adapted head (``--adapt``), or none for a bundle without it."""
-    if cfg.get("adapted_temperature") is None:
-        return []
-    from emovox.inference.adapt import MIN_ITEMS, MIN_SPEECH_SECONDS
-
-    return [
-        "## Adaptation (`--adapt batch|recording`)",
-        "",
-        "A second head, fitted on embeddings standardised per training corpus (temperature "
-        f"{cfg['adapted_temperature']:.2f}, set on the validation speakers), answers when the "
-        "pooled embeddings are standardised over a batch of files from one speaker or channel, "
-        f"or over a long recording's segments. It needs at least {MIN_ITEMS} clips or segments "
-        f"and {MIN_SPEECH_SECONDS:g} s of speech; with less the plain head answers and the "
-        "output says why. Every answer says whether it was `adapted`. Under leave-one-corpus-out "
-        "the same recipe is the ADAPTED column of docs/generalization.md.",
-        "",
-    ]
-
-
-def render_card(cfg: dict[str, Any]) -> str:
-    """The model card (``model.json``'s ``card``) as Markdown."""
-    card = cfg["card"]
-    ev = card["evaluation"]
-    cal = card["calibration"]
-    lines = [
-        f"# Model card: {card['name']}",
-        "",
-        f"Built {card['created']} by `{card['command']}` in {card['build_seconds']:.0f} s "
-        f"({card['hardware']}).",
-        "",
-        "## What it is",
-        "",
-        card["architecture"] + ".",
-        "",
-        f"Labels: {', '.join(card['labels'])}.",
-        "",
-        "## Training data",
-        "",
-        "| corpus | clips |",
-        "|---|---|",
-        *[f"| {c} | {n} |" for c, n in card["training_data"].items()],
-        "",
-        f"{card['training_speakers']} training speakers; {len(card['held_out_speakers'])} "
-        "speakers held out for calibration (including the speakers of the bundled demo clips, "
-        "so the demo shows voices the model never learnt from). Clips outside the label set: "
-        + (", ".join(f"{k} {v}" for k, v in card["excluded_clips"].items()) or "none")
-        + f"; unusable clips skipped: {card['skipped_clips']}.",
-        "",
-        "## Speaker-independent scores",
-        "",
-        f"{ev['protocol']}: UA (mean per-class recall) **{100 * ev['ua']:.1f} %**, "
-        f"WA {100 * ev['wa']:.1f} %, macro-F1 {100 * ev['macro_f1']:.1f} %.",
-        "",
-        "| corpus | clips | UA | WA |",
-        "|---|---|---|---|",
-        *[
-            f"| {c} | {v['n']} | {100 * v['ua']:.1f} | {100 * v['wa']:.1f} |"
-            for c, v in ev["per_corpus"].items()
-        ],
-        "",
-        "Per-class recall: "
-        + ", ".join(f"{k} {100 * v:.1f}" for k, v in ev["per_class_recall"].items())
-        + ".",
-        "",
-        '## Probabilities and "uncertain"',
-        "",
-        f"Probabilities are temperature-scaled (T = {cal['temperature']:.2f}) on "
-        f"{cal['validation_clips']} clips of {cal['validation_speakers']} held-out speakers: "
-        f"expected calibration error {cal['ece_before']:.3f} before, {cal['ece_after']:.3f} "
-        f"after. {card['uncertain'][0].upper() + card['uncertain'][1:]}. On the held-out "
-        f"speakers {100 * cal['share_uncertain']:.0f} % of predictions are flagged; accuracy "
-        f"is {100 * (cal['accuracy_when_certain'] or 0):.0f} % when not flagged and "
-        f"{100 * (cal['accuracy_when_uncertain'] or 0):.0f} % when flagged.",
-        "",
-        *(
-            [
-                "## Unfamiliar audio (out_of_domain)",
-                "",
-                card["out_of_domain"][0].upper() + card["out_of_domain"][1:] + ". It catches "
-                "audio unlike the training recordings (other studios, channels, languages), on "
-                "which the probabilities are overconfident; the answer is still given.",
-                "",
-            ]
-            if card.get("out_of_domain")
-            else []
-        ),
-        *adaptation_section(cfg),
-        "## Limits",
-        "",
-        *[f"- {x}" for x in card["limits"]],
-        "",
-        "The encoder weights are OpenAI's Whisper tiny.en (MIT licence, see "
-        "`LICENSE-whisper.txt` beside the weights).",
-        "",
-    ]
-    return "\n".join(lines)

@@ -38,6 +38,7 @@ __all__ = [
     "AUDIO_EXTENSIONS",
     "CORPORA",
     "LOADERS",
+    "corpus_info",
     "detect",
     "iter_audio_files",
     "load_corpus",
@@ -65,6 +66,14 @@ LOADERS: dict[str, Callable[[Path], Manifest]] = {
 CORPORA: tuple[str, ...] = tuple(LOADERS)
 
 _ORDER = {name: i for i, name in enumerate(CORPORA)}
+
+
+def corpus_info(name: str) -> dict[str, str]:
+    """``{"corpus", "language", "recording"}`` of a known corpus (a model card's coverage);
+    an unknown name is a ``ValueError`` naming the known ones."""
+    key = _corpus_name(name)
+    mod = _KNOWN.get(key, generic)
+    return {"corpus": key, "language": mod.LANGUAGE, "recording": mod.RECORDING}
 
 
 def _corpus_name(name: str) -> str:

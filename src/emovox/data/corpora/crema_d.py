@@ -16,6 +16,9 @@ from emovox.data.corpora.common import bad_name, finish, iter_audio_files, make_
 from emovox.data.manifest import Clip, Manifest, Problem
 
 NAME = "crema_d"
+#: What the corpus is: its language and how it was recorded (model cards list these).
+LANGUAGE = "English (US)"
+RECORDING = "acted by 91 actors of varied ages and backgrounds, 12 sentences, studio"
 PATTERN = "CREMA-D pattern AAAA_SSS_EEE_LL"
 EMOTIONS: dict[str, str] = {
     "ANG": "angry",

@@ -14,6 +14,9 @@ from emovox.data.corpora.common import bad_name, finish, iter_audio_files, make_
 from emovox.data.manifest import Clip, Manifest, Problem
 
 NAME = "emodb"
+#: What the corpus is: its language and how it was recorded (model cards list these).
+LANGUAGE = "German"
+RECORDING = "acted by 10 actors, 10 sentences, anechoic studio"
 PATTERN = "EmoDB pattern SStttEv (e.g. 03a01Fa)"
 EMOTIONS: dict[str, str] = {
     "W": "angry",

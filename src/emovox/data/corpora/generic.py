@@ -33,6 +33,9 @@ from emovox.data.labels import LabelError, normalize_emotion
 from emovox.data.manifest import Clip, Manifest, Problem
 
 NAME = "custom"
+#: What the corpus is: its language and how it was recorded (model cards list these).
+LANGUAGE = "(yours)"
+RECORDING = "(yours)"
 UNKNOWN_SPEAKER = "unknown"
 REQUIRED_COLUMNS = ("path", "emotion")
 

@@ -31,6 +31,12 @@ from emovox.data.labels import normalize_emotion
 from emovox.data.manifest import Clip, Manifest, Problem
 
 NAME = "indian_emospeech"
+#: What the corpus is: its language and how it was recorded (model cards list these).
+LANGUAGE = "English/Hindi"
+RECORDING = (
+    "short spoken commands acted on prompt by volunteers on their own phones and laptops, "
+    "in real places with background noise"
+)
 PATTERN = "Indian EmoSpeech pattern <keyword>-<environment>-<emotion>-<timestamp>-<speaker hash>"
 KEYWORDS = frozenset({"help", "bacho", "stop", "no", "go", "yes", "unknown", "background"})
 ENVIRONMENTS = frozenset({"safe", "scream", "gunshots", "glass break"})

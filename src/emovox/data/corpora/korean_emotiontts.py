@@ -24,6 +24,9 @@ from emovox.data.corpora.common import bad_name, finish, iter_audio_files, make_
 from emovox.data.manifest import Clip, Manifest, Problem
 
 NAME = "korean_emotiontts"
+#: What the corpus is: its language and how it was recorded (model cards list these).
+LANGUAGE = "Korean"
+RECORDING = "acted emotional TTS scripts, studio"
 PATTERN = "Korean emotional TTS pattern <spk><NNNNN> (e.g. ema00101)"
 #: Set folder -> (its speakers' prefix, short name used in sentence ids).
 SETS: dict[str, tuple[str, str]] = {

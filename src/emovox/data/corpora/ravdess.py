@@ -15,6 +15,9 @@ from emovox.data.corpora.common import bad_name, finish, iter_audio_files, make_
 from emovox.data.manifest import Clip, Manifest, Problem
 
 NAME = "ravdess"
+#: What the corpus is: its language and how it was recorded (model cards list these).
+LANGUAGE = "English (North American)"
+RECORDING = "acted by 24 professional actors, 2 sentences, studio"
 PATTERN = "RAVDESS pattern MM-VV-EE-II-SS-RR-AA"
 
 _STEM = re.compile(r"^(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)$")

@@ -16,6 +16,9 @@ from emovox.data.corpora.common import bad_name, finish, iter_audio_files, make_
 from emovox.data.manifest import Clip, Manifest, Problem
 
 NAME = "savee"
+#: What the corpus is: its language and how it was recorded (model cards list these).
+LANGUAGE = "English (British)"
+RECORDING = "acted by 4 male speakers, phonetically balanced sentences, studio"
 PATTERN = "SAVEE pattern <SPK>/<e><NN> or <SPK>_<e><NN> (e = a d f h n sa su)"
 SPEAKERS = ("DC", "JE", "JK", "KL")
 EMOTIONS: dict[str, str] = {

@@ -21,6 +21,9 @@ from emovox.data.corpora.common import bad_name, finish, iter_audio_files, make_
 from emovox.data.manifest import Clip, Manifest, Problem
 
 NAME = "spanish_acted"
+#: What the corpus is: its language and how it was recorded (model cards list these).
+LANGUAGE = "Spanish"
+RECORDING = "acted by 16 non-professional speakers, 12 sentences (a class project)"
 PATTERN = "Spanish acted pattern <Emotion>_<n> (Alegria Asco Ira Miedo Neutro Sorpresa Tristeza)"
 EMOTIONS: dict[str, str] = {
     "alegria": "happy",

@@ -17,6 +17,9 @@ from emovox.data.labels import LabelError, normalize_emotion
 from emovox.data.manifest import Clip, Manifest, Problem
 
 NAME = "tess"
+#: What the corpus is: its language and how it was recorded (model cards list these).
+LANGUAGE = "English (Canadian)"
+RECORDING = "2 female speakers, 'Say the word ...' carrier phrase, studio"
 PATTERN = "TESS pattern <OAF|YAF>_<word>_<emotion>"
 SPEAKERS = ("OAF", "YAF")
 

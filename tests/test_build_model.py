@@ -1,0 +1,112 @@
+"""``emovox build-model`` end to end on a tiny corpus and encoder: training views, the card's
+coverage and its leave-one-corpus-out section read from a run folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from conftest import write_ravdess_tree  # noqa: E402
+
+from emovox.encoders import WhisperDims, WhisperEncoder, export_encoder  # noqa: E402
+from emovox.inference.build import build_default_model, training_data  # noqa: E402
+from emovox.inference.card import generalization_from_run, render_card  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory) -> tuple[Path, str]:
+    base = tmp_path_factory.mktemp("build")
+    roots = write_ravdess_tree(base)
+    torch.manual_seed(0)
+    enc = WhisperEncoder.from_dims(
+        WhisperDims(n_mels=80, n_ctx=1500, n_state=32, n_head=2, n_layer=1)
+    ).eval()
+    return roots, str(export_encoder(enc, base / "enc.safetensors"))
+
+
+def _loco_run(folder: Path, encoder: str, C: float = 0.01, views=("phone",)) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    config = {
+        "protocol": "loco",
+        "model": "logreg",
+        "features": f"whisper:{encoder}",
+        "labels": "paper7",
+        "train_views": list(views),
+        "adapt": "none",
+        "params": {"C": C, "max_iter": 2000},
+    }
+    held = [
+        {"corpus": "ravdess", "n": 40, "labels": ["angry", "sad"], "ua": 0.55, "chance": 0.5},
+        {
+            "corpus": "tess",
+            "n": 40,
+            "labels": ["angry", "sad", "happy"],
+            "ua": 0.7,
+            "chance": 1 / 3,
+        },
+    ]
+    metrics = {"loco": {"held_out": held, "mean_ua": 0.625, "mean_chance": 5 / 12}}
+    (folder / "config.json").write_text(json.dumps(config))
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    return folder
+
+
+def test_training_rows_add_each_view_of_the_chosen_clips(setup, tmp_path, monkeypatch) -> None:
+    roots, enc = setup
+    monkeypatch.setenv("EMOVOX_CACHE", str(tmp_path / "cache"))
+    data = training_data([str(roots)], ["ravdess"], "paper7", enc, None, False, print, ["phone"])
+    assert list(data.views) == ["phone"]
+    Xv, ok = data.views["phone"]
+    assert Xv.shape == data.X.shape and ok.all()
+    assert not np.allclose(Xv, data.X)  # the view is another recording of the same clips
+    use = np.zeros(len(data.clips), dtype=bool)
+    use[:5] = True
+    X, y = data.rows(use)
+    assert X.shape == (10, data.X.shape[1]) and list(y[:5]) == list(y[5:])
+    np.testing.assert_array_equal(X[5:], Xv[:5])
+
+
+def test_build_with_views_and_a_loco_run_writes_the_card(setup, tmp_path, monkeypatch) -> None:
+    roots, enc = setup
+    monkeypatch.setenv("EMOVOX_CACHE", str(tmp_path / "cache"))
+    run = _loco_run(tmp_path / "runs" / "loco-x", enc)
+    cfg = build_default_model(
+        tmp_path / "bundle",
+        roots=[str(roots)],
+        corpora=["ravdess"],
+        encoder=enc,
+        k=3,
+        views=["phone"],
+        loco_run=run,
+        holdout_speakers=[],
+        progress=False,
+    )
+    card = cfg["card"]
+    assert card["training_views"] == ["phone"]
+    assert (
+        card["coverage"][0]["corpus"] == "ravdess" and "English" in card["coverage"][0]["language"]
+    )
+    assert card["generalization"]["run"] == "loco-x" and card["generalization"]["mean_ua"] == 0.625
+    assert "--view phone" in card["command"] and "--loco-run loco-x" in card["command"]
+    assert any("within 10 points of chance when ravdess" in x for x in card["limits"])
+    text = render_card(cfg)
+    assert "## Corpora it never saw (leave-one-corpus-out)" in text
+    assert "| tess | English (Canadian) | 70.0 | 33.3 | – |" in text
+    assert "`phone`" in text
+    assert (tmp_path / "bundle" / "model.safetensors").exists()
+
+
+def test_a_loco_run_of_another_recipe_is_refused(tmp_path) -> None:
+    run = _loco_run(tmp_path / "other", "tiny.en", C=1.0, views=())
+    with pytest.raises(ValueError, match=r"C 1\.0 .*bundle: 0\.01"):
+        generalization_from_run(run, "tiny.en", 0.01, "paper7", [])
+    with pytest.raises(ValueError, match="train_views"):
+        generalization_from_run(run, "tiny.en", 1.0, "paper7", ["phone"])
+    with pytest.raises(ValueError, match="not a readable evaluation run"):
+        generalization_from_run(tmp_path / "nothing", "tiny.en", 0.01, "paper7", [])
+    assert generalization_from_run(run, "tiny.en", 1.0, "paper7", [])["mean_chance"] == 5 / 12
