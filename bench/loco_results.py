@@ -83,6 +83,7 @@ def collect(runs: list[Path]) -> list[dict]:
                 "adapt": metrics.get("adapt") or "none",
                 "balance": metrics.get("balance") or config.get("balance") or "none",
                 "params": config.get("params", {}),
+                "views": list(config.get("train_views") or []),
                 "labels": config.get("labels"),
                 "corpora": metrics["corpora"],
                 "loco": metrics["loco"],
@@ -99,6 +100,8 @@ def model_name(s: dict) -> str:
     name = f"{s['features']}-{s['model']}" if s["features"] else s["model"]
     if s.get("balance", "none") != "none":
         name += f"+balance={s['balance']}"
+    if s.get("views"):
+        name += "+views=" + ",".join(s["views"])
     if s.get("adapt", "none") != "none":
         name += f"+{s['adapt']}-norm"
     return name
@@ -214,6 +217,8 @@ def changes_of(s: dict, base: dict) -> str:
         out.append(f"balance = {s.get('balance')}")
     if s.get("adapt", "none") != base.get("adapt", "none"):
         out.append(f"adapt = {s.get('adapt')} (ADAPTED)")
+    if s.get("views", []) != base.get("views", []):
+        out.append("training views " + ", ".join(s.get("views") or ["none"]))
     params = s.get("params", {})
     diff = {k: v for k, v in params.items() if base.get("params", {}).get(k) != v}
     out += [f"{k} = {v}" for k, v in diff.items()]

@@ -110,3 +110,17 @@ def test_a_loco_run_of_another_recipe_is_refused(tmp_path) -> None:
     with pytest.raises(ValueError, match="not a readable evaluation run"):
         generalization_from_run(tmp_path / "nothing", "tiny.en", 0.01, "paper7", [])
     assert generalization_from_run(run, "tiny.en", 1.0, "paper7", [])["mean_chance"] == 5 / 12
+
+
+def test_cli_names_a_bad_view_and_a_run_of_another_recipe(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from emovox.cli import app
+
+    runner = CliRunner()
+    res = runner.invoke(app, ["build-model", "--out", str(tmp_path / "b"), "--view", "bogus:1"])
+    assert res.exit_code != 0 and "unknown training view 'bogus:1'" in res.output
+    run = _loco_run(tmp_path / "other", "tiny.en", C=1.0, views=())
+    res = runner.invoke(app, ["build-model", "--out", str(tmp_path / "b"), "--loco-run", str(run)])
+    assert res.exit_code != 0 and "not a LOCO run of this bundle's recipe" in res.output
+    assert not (tmp_path / "b").exists()  # refused before any work
