@@ -124,3 +124,28 @@ def test_cli_names_a_bad_view_and_a_run_of_another_recipe(tmp_path) -> None:
     res = runner.invoke(app, ["build-model", "--out", str(tmp_path / "b"), "--loco-run", str(run)])
     assert res.exit_code != 0 and "not a LOCO run of this bundle's recipe" in res.output
     assert not (tmp_path / "b").exists()  # refused before any work
+
+
+def test_a_loco_run_attached_after_the_build_matches_one_given_at_build(
+    setup, tmp_path, monkeypatch
+) -> None:
+    from emovox.inference.build import attach_generalization
+    from emovox.inference.engine import load_bundle
+
+    roots, enc = setup
+    monkeypatch.setenv("EMOVOX_CACHE", str(tmp_path / "cache"))
+    kw = dict(roots=[str(roots)], corpora=["ravdess"], encoder=enc, k=2, progress=False)
+    run = _loco_run(tmp_path / "runs" / "loco-y", enc, views=())
+    given = build_default_model(tmp_path / "a", loco_run=run, **kw)
+    build_default_model(tmp_path / "b", **kw)
+    with pytest.raises(ValueError, match="C 0.01 .*bundle: 0.5"):
+        attach_generalization(tmp_path / "b", run, enc, 0.5)
+    attached = attach_generalization(tmp_path / "b", run, enc, 0.01)
+    for key in ("generalization", "limits", "command"):
+        assert attached["card"][key] == given["card"][key]
+    text = (tmp_path / "b" / "card.md").read_text()
+    assert "## Corpora it never saw" in text
+    assert (
+        json.loads((tmp_path / "b" / "card.json").read_text())["generalization"]["run"] == "loco-y"
+    )
+    load_bundle(tmp_path / "b", backend="numpy")  # still a valid bundle

@@ -44,7 +44,7 @@ from emovox.inference.domain import (
     DomainScore,
     fit_domain,
 )
-from emovox.io import atomic_write_json, cache_dir, corpora_root
+from emovox.io import atomic_write_json, atomic_write_text, cache_dir, corpora_root
 
 Log = Callable[[str], None]
 
@@ -420,3 +420,27 @@ def build_default_model(
     write_bundle(out, cfg, enc.state_dict(), head, domain, adapted)
     atomic_write_json(Path(out) / "card.json", card)
     return cfg.to_dict()
+
+
+def attach_generalization(
+    folder: str | Path, run: str | Path, encoder: str, C: float, labels: str = "paper7"
+) -> dict[str, Any]:
+    """Put a LOCO run's scores on an already built bundle's card (what ``--loco-run`` does at
+    build time, for a run that finished after the build): the run must be of the bundle's
+    recipe (``encoder``, ``C``, ``labels`` as built, and the card's training views). Rewrites
+    ``model.json``, ``card.json`` and ``card.md``; the weights are untouched."""
+    from emovox.inference.bundle import CONFIG_FILE
+    from emovox.inference.card import render_card
+
+    folder = Path(folder)
+    cfg = json.loads((folder / CONFIG_FILE).read_text())
+    card = cfg["card"]
+    gen = generalization_from_run(run, encoder, C, labels, card.get("training_views") or [])
+    card["generalization"] = gen
+    card["limits"] = limits(sorted(card["training_data"]), gen)
+    command = card["command"].split(" --loco-run ")[0]
+    card["command"] = f"{command} --loco-run {gen['run']}"
+    atomic_write_json(folder / CONFIG_FILE, cfg)
+    atomic_write_json(folder / "card.json", card)
+    atomic_write_text(folder / "card.md", render_card(cfg))
+    return cfg
