@@ -16,6 +16,7 @@ from pathlib import Path
 
 import results_db
 
+from emovox.data.labels import LABEL_SETS
 from emovox.inference.bundle import CONFIG_FILE, bundle_path
 from emovox.inference.card import render_card
 from emovox.io import atomic_write_text
@@ -66,10 +67,14 @@ def rows_of(card: dict) -> list[dict]:
     base = {
         "section": SECTION,
         "model": f"default model ({card['name']})",
-        "labels": ",".join(card["labels"]),
+        "labels": next(
+            (name for name, labs in LABEL_SETS.items() if list(labs) == list(card["labels"])),
+            ",".join(card["labels"]),
+        ),
         "config": card["command"],
         "command": card["command"],
         "hardware": card.get("hardware"),
+        "wall_s": card.get("build_seconds"),
         "corpora": corpora,
         "leaky": False,
         "test": None,

@@ -126,7 +126,9 @@ def proto(r: dict) -> str:
     """A result row's protocol text for the tables: test corpus for cross-corpus and
     leave-one-corpus-out rows (with chance), adaptation, partial folds, LEAKY."""
     p = r["protocol"]
-    test = r.get("test") or (r.get("test_corpora") if p == "loco" else None)
+    scored = r.get("test_corpora")
+    narrower = scored and sorted(scored) != sorted(r["corpora"])  # scored on some corpora only
+    test = r.get("test") or (scored if p == "loco" or narrower else None)
     if test:
         p += " → " + ", ".join(test)
     if r.get("chance"):
@@ -207,7 +209,7 @@ def render(rows: list[dict]) -> str:
             ep = f" ({r['epochs']} epochs)" if r.get("epochs") else ""
             lines.append(
                 f"| {r['model']}{ep} | {', '.join(r['corpora'])} | {r['labels']} | {ptext} | "
-                f"{_pct(r['wa'])} | {_pct(r['ua'])} | {_pct(r['macro_f1'])} | "
+                f"{_pct(r.get('wa'))} | {_pct(r['ua'])} | {_pct(r.get('macro_f1'))} | "
                 f"{r.get('wall_s', 0):.0f} |"
             )
         lines.append("")

@@ -1,8 +1,8 @@
 """Adaptation for users: standardise the pooled embeddings over a batch of files (one speaker or
 one channel, ``adapt="batch"``) or over a long recording's speech segments
 (``adapt="recording"``), and answer with the bundle's *adapted head*, trained on embeddings
-standardised the same way per corpus (the ADAPTED recipe of ``emovox evaluate --adapt corpus``;
-:mod:`emovox.evaluation.adaptation`). It uses no labels.
+standardised the same way per speaker (the ADAPTED recipe of ``emovox evaluate --adapt
+speaker``; :mod:`emovox.evaluation.adaptation`). It uses no labels.
 
 It needs enough speech to estimate the group's mean and spread: at least :data:`MIN_ITEMS`
 clips or segments and :data:`MIN_SPEECH_SECONDS` of speech. With less, the answers are the plain

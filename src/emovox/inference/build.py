@@ -246,18 +246,19 @@ def fit_domain_score(
 def fit_adapted_head(
     X: np.ndarray,
     y: np.ndarray,
-    corpora: Sequence[str],
+    groups: Sequence[str],
     is_val: np.ndarray,
     labels: Sequence[str],
     C: float,
     seed: int = 0,
 ) -> tuple[dict[str, np.ndarray], float]:
     """The adapted head (:mod:`emovox.inference.adapt`) and its temperature: the plain head's
-    recipe on embeddings standardised per corpus (over each corpus's clips), fitted on the
-    training clips (``~is_val``), its temperature on the validation clips."""
+    recipe on embeddings standardised per group (over each group's clips; the bundle groups by
+    speaker, as a user's batch of one speaker's files is), fitted on the training clips
+    (``~is_val``), its temperature on the validation clips."""
     from emovox.evaluation.adaptation import standardize_by_group
 
-    Xa = standardize_by_group(X, list(corpora))
+    Xa = standardize_by_group(X, list(groups))
     model, order = fit_head(Xa[~is_val], y[~is_val], labels, C, seed)
     head = head_tensors(model, order)
     y_val = np.array([list(labels).index(v) for v in y[is_val]])
@@ -343,7 +344,7 @@ def build_default_model(
     model, order = fit_head(*data.rows(~is_val), present, C, seed)
     head = head_tensors(model, order)
     domain = fit_domain_score(head, X[~is_val], X[is_val], seed=seed)
-    adapted, T_adapted = fit_adapted_head(X, y, corp, is_val, present, C, seed)
+    adapted, T_adapted = fit_adapted_head(X, y, list(speakers), is_val, present, C, seed)
     y_val = np.array([present.index(v) for v in y[is_val]])
     Z = logits(head, X[is_val])
     T = fit_temperature(Z, y_val)

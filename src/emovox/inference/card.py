@@ -40,13 +40,13 @@ def adaptation_section(cfg: dict[str, Any]) -> list[str]:
     return [
         "## Adaptation (`--adapt batch|recording`)",
         "",
-        "A second head, fitted on embeddings standardised per training corpus (temperature "
+        "A second head, fitted on embeddings standardised per training speaker (temperature "
         f"{cfg['adapted_temperature']:.2f}, set on the validation speakers), answers when the "
         "pooled embeddings are standardised over a batch of files from one speaker or channel, "
         f"or over a long recording's segments. It needs at least {MIN_ITEMS} clips or segments "
         f"and {MIN_SPEECH_SECONDS:g} s of speech; with less the plain head answers and the "
         "output says why. Every answer says whether it was `adapted`. Under leave-one-corpus-out "
-        "the same recipe is the ADAPTED column of docs/generalization.md.",
+        "the same recipe is the loco-speaker-norm (ADAPTED) column of docs/generalization.md.",
         "",
     ]
 
@@ -275,7 +275,11 @@ def limits(corpora: Sequence[str], gen: dict[str, Any] | None) -> list[str]:
             f"on a corpus it never learnt from, expect far less than within its corpora: "
             f"leave-one-corpus-out mean UA {100 * gen['mean_ua']:.1f} % (chance "
             f"{100 * gen['mean_chance']:.1f} %)"
-            + (f"; within 10 points of chance when {', '.join(low)} was held out" if low else "")
+            + (
+                f"; no more than 10 points above chance when {', '.join(low)} was held out"
+                if low
+                else ""
+            )
         )
     else:
         out.append(

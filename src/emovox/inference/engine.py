@@ -83,8 +83,7 @@ class MissingAdaptedHead(ValueError):
     def __init__(self, path: str | Path | None) -> None:
         super().__init__(
             f"{path or 'this model'}: no adapted head (adapted_head.* tensors) in the bundle, "
-            "so it cannot adapt; add it with bench/add_adapted_head.py or rebuild the bundle "
-            "with `emovox build-model`"
+            "so it cannot adapt; rebuild the bundle with `emovox build-model`"
         )
 
 
