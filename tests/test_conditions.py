@@ -115,3 +115,18 @@ def test_condition_views_differ_between_draws_and_clips() -> None:
     first = apply_view(y, "condition:1", "clip-a")
     assert not np.array_equal(first, apply_view(y, "condition:2", "clip-a"))
     assert not np.array_equal(first, apply_view(y, "condition:1", "clip-b"))
+
+
+def test_crop_keeps_a_seeded_stretch_of_the_asked_length() -> None:
+    y = _voice(3.0)
+    z = conditions.crop(y, 1.0, np.random.default_rng(0), SR)
+    assert len(z) == SR
+    start = int(np.flatnonzero(np.isclose(y, z[0]))[0])
+    np.testing.assert_array_equal(z, y[start : start + SR])  # a stretch of the clip itself
+    again = conditions.crop(y, 1.0, np.random.default_rng(0), SR)
+    assert np.array_equal(z, again)
+    short = _voice(0.5)
+    assert np.array_equal(conditions.crop(short, 1.0, np.random.default_rng(0), SR), short)
+    assert check_view("crop:1.0") == "crop:1.0" and len(apply_view(y, "crop:1.0", "h")) == SR
+    with pytest.raises(ValueError, match="unknown training view"):
+        check_view("crop:0.1")

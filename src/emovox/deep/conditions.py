@@ -3,10 +3,11 @@
 Studio corpora are clean, full-band and unclipped; users record on phones, in streets, over
 calls and through lossy codecs. These functions turn a clean clip into such a recording: a
 telephone channel, a low-bitrate codec round trip, gain with clipping, non-speech noise (brown
-noise, mains hum) and babble, and :func:`random_condition`, which draws one or two of them (with
-:mod:`emovox.deep.augment`'s noise, reverberation, speed and pitch). Every function keeps the
-length (except speed), returns finite ``float32`` and takes an explicit generator where it is
-random. For TRAINING data only.
+noise, mains hum) and babble, :func:`crop` (a short utterance out of a longer one), and
+:func:`random_condition`, which draws one or two of the others (with
+:mod:`emovox.deep.augment`'s noise, reverberation, speed and pitch). Every function but speed
+and crop keeps the length; all return finite ``float32`` and take an explicit generator where
+they are random. For TRAINING data only.
 
 >>> import numpy as np
 >>> y = np.sin(np.linspace(0, 2000, 16000)).astype(np.float32)
@@ -152,6 +153,17 @@ def add_condition_noise(
     else:
         raise ValueError(f"noise kind must be one of {', '.join(CONDITION_NOISES)}, got {kind!r}")
     return _finite32(y + noise * (level / 10 ** (snr_db / 20)))
+
+
+def crop(y: np.ndarray, seconds: float, rng: np.random.Generator, sr: int = 16_000) -> np.ndarray:
+    """A random ``seconds``-long stretch of the clip (the whole clip when it is shorter): a
+    short utterance, such as a single word or command, from a longer one."""
+    y = np.asarray(y, dtype=np.float32)
+    n = int(round(seconds * sr))
+    if n <= 0 or len(y) <= n:
+        return _finite32(y.copy())
+    start = int(rng.integers(0, len(y) - n + 1))
+    return _finite32(y[start : start + n])
 
 
 def random_condition(

@@ -144,6 +144,7 @@ VIEW_EXAMPLES = (
     "codec:opus:12",
     "clip:12",
     "condition:1",
+    "crop:1.0",
 )
 
 
@@ -166,6 +167,8 @@ def check_view(view: str) -> str:
             return view
         if kind == "condition" and 1 <= int(arg) <= 1000:
             return view
+        if kind == "crop" and 0.25 <= float(arg) <= 30:
+            return view
         if kind == "codec":
             name, _, kbps = arg.partition(":")
             lo, hi = CODECS[name][2] if name in CODECS else (1, 0)
@@ -182,7 +185,7 @@ def check_view(view: str) -> str:
         "(speed factor 0.5-2, pitch in semitones, noise kind white|pink|brown|hum|babble and "
         "SNR in dB, reverb RT60 in seconds, phone = telephone channel, codec opus:6-64 or "
         "mp3:8-64 kbit/s, clip = dB over full scale, condition:N = the N-th random recording "
-        "condition)"
+        "condition, crop = a random stretch of 0.25-30 seconds)"
     )
 
 
@@ -193,7 +196,8 @@ def apply_view(y: np.ndarray, view: str, seed_text: str = "", sr: int = 16_000) 
     ``pitch:S`` shifts S semitones, ``noise:KIND:SNR`` adds white, pink, brown, hum or babble
     noise at SNR dB, ``reverb:RT60`` adds a synthetic room, ``phone`` passes it through a
     telephone channel, ``codec:NAME:KBPS`` through a lossy codec, ``clip:DB`` overdrives it,
-    and ``condition:N`` draws one or two of these per clip
+    ``crop:SECONDS`` keeps a random stretch that long (a short utterance), and ``condition:N``
+    draws one or two of the channel and noise views per clip
     (:func:`emovox.deep.conditions.random_condition`; N numbers independent draws). Random
     parts are seeded by ``seed_text`` (the clip's content hash), so a cached view is the same
     view on every run.
@@ -218,6 +222,8 @@ def apply_view(y: np.ndarray, view: str, seed_text: str = "", sr: int = 16_000) 
         return conditions.codec(y, sr, name, int(kbps))
     if kind == "condition":
         return conditions.random_condition(y, rng, sr)[0]
+    if kind == "crop":
+        return conditions.crop(y, float(arg), rng, sr)
     noise, _, snr = arg.partition(":")
     return conditions.add_condition_noise(y, float(snr), rng, noise, sr)
 
