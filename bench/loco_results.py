@@ -84,6 +84,7 @@ def collect(runs: list[Path]) -> list[dict]:
                 "balance": metrics.get("balance") or config.get("balance") or "none",
                 "params": config.get("params", {}),
                 "views": list(config.get("train_views") or []),
+                "layers": list(config.get("layers") or []),
                 "labels": config.get("labels"),
                 "corpora": metrics["corpora"],
                 "loco": metrics["loco"],
@@ -102,6 +103,8 @@ def model_name(s: dict) -> str:
         name += f"+balance={s['balance']}"
     if s.get("views"):
         name += "+views=" + ",".join(s["views"])
+    if s.get("layers"):
+        name += "+layers=" + ",".join(map(str, s["layers"]))
     if s.get("adapt", "none") != "none":
         name += f"+{s['adapt']}-norm"
     return name
@@ -217,6 +220,8 @@ def changes_of(s: dict, base: dict) -> str:
         out.append(f"balance = {s.get('balance')}")
     if s.get("adapt", "none") != base.get("adapt", "none"):
         out.append(f"adapt = {s.get('adapt')} (ADAPTED)")
+    if s.get("layers", []) != base.get("layers", []):
+        out.append("pooled layers " + ", ".join(map(str, s.get("layers") or [])))
     if s.get("views", []) != base.get("views", []):
         out.append("training views " + ", ".join(s.get("views") or ["none"]))
     params = s.get("params", {})

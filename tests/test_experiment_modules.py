@@ -76,3 +76,26 @@ def test_excluded_summary_lists_left_out_emotions():
     )
     assert dataset.excluded_summary(data) == "calm: 2"
     assert dataset.excluded_summary(dataset.Dataset([], None, [], (), [], {}, [])) == "none"
+
+
+def test_layers_pick_the_pooled_columns_of_those_layers() -> None:
+    from emovox.evaluation.dataset import layer_columns
+
+    names = [f"L{li}_{s}_{j}" for li in range(3) for s in ("mean", "std") for j in range(2)]
+    assert layer_columns(names, [0, 2]).tolist() == [0, 1, 2, 3, 8, 9, 10, 11]
+    stacked = [f"tiny.en/{n}" for n in names] + [f"base/{n}" for n in names]
+    assert len(layer_columns(stacked, [1])) == 8  # layer 1 of each encoder
+    with pytest.raises(ValueError, match=r"layers \[5\] are not among the encoder's \(0-2\)"):
+        layer_columns(names, [5])
+
+
+def test_layers_are_checked_on_load(tmp_path) -> None:
+    from emovox.evaluation.config import ConfigError
+    from emovox.evaluation.experiment_config import load_experiment_config
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[experiment]\nmodel = "svm"\nlayers = [0, 1]\n')
+    with pytest.raises(ConfigError, match="layers"):
+        load_experiment_config(cfg)  # hand-made features have no layers
+    cfg.write_text('[experiment]\nmodel = "logreg"\nfeatures = "whisper:tiny.en"\nlayers = 2\n')
+    assert load_experiment_config(cfg).layers == [2]

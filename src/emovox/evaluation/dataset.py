@@ -144,13 +144,16 @@ def load_dataset(
             n_jobs=cfg.n_jobs,
             progress=progress,
         )
+    cols = layer_columns(feats.names, cfg.layers) if cfg.layers else None
+    if cols is not None:
+        feats.X, feats.names = feats.X[:, cols], [feats.names[i] for i in cols]
     ok = np.flatnonzero(feats.ok)
     views = {}
     for view in cfg.train_views:
         vcfgs = [EmbeddingConfig(e.encoder, stats=e.stats, view=view) for e in embs]
         vf = _stacked_embeddings([paths[i] for i in ok], vcfgs, pre, progress)
         X = np.empty(len(ok), dtype=object) if sequence else np.zeros_like(feats.X)
-        X[np.flatnonzero(vf.ok)] = vf.X
+        X[np.flatnonzero(vf.ok)] = vf.X if cols is None else vf.X[:, cols]
         views[vcfgs[0].view] = (X, vf.ok)
     return Dataset(
         clips=[kept.clips[i] for i in ok],
@@ -162,6 +165,19 @@ def load_dataset(
         problems=[(p.path, p.reason) for p in manifest.problems],
         views=views,
     )
+
+
+def layer_columns(names: list[str], layers: list[int]) -> np.ndarray:
+    """Columns of pooled embeddings (names ``L<layer>_<stat>_<unit>``, or ``<encoder>/L...``
+    side by side) that belong to ``layers``; a layer the encoder lacks is a ``ValueError``."""
+    import re
+
+    found = np.array([int(m.group(1)) if (m := re.search(r"(?:^|/)L(\d+)_", n)) else -1
+                      for n in names])  # fmt: skip
+    missing = sorted(set(layers) - set(found.tolist()))
+    if missing:
+        raise ValueError(f"layers {missing} are not among the encoder's (0-{found.max()})")
+    return np.flatnonzero(np.isin(found, layers))
 
 
 def sequence_stats(cfg: ExperimentConfig) -> tuple[str, ...]:

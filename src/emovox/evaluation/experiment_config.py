@@ -46,6 +46,7 @@ class ExperimentConfig:
     params: dict[str, object] = field(default_factory=dict)  # model settings, e.g. {"C": 1e-3}
     denoise: bool = False  # spectral-gating noise reduction before features
     train_views: list[str] = field(default_factory=list)  # e.g. ["speed:0.9"]: training rows only
+    layers: list[int] = field(default_factory=list)  # encoder hidden layers to pool (empty: all)
     adapt: str = "none"  # "speaker" | "corpus": standardise features per group (no labels used)
     balance: str = "none"  # "corpus": each training corpus the same total weight (BALANCE_CHOICES)
     n_jobs: int = -1
@@ -58,7 +59,15 @@ class ExperimentConfig:
 
 
 #: fields that hold lists (a config file may give one string instead)
-LIST_KEYS = ("corpora", "roots", "test_speakers", "train_corpora", "test_corpora", "train_views")
+LIST_KEYS = (
+    "corpora",
+    "roots",
+    "test_speakers",
+    "train_corpora",
+    "test_corpora",
+    "train_views",
+    "layers",
+)
 
 
 def load_experiment_config(path: str | Path, **overrides: object) -> ExperimentConfig:
@@ -83,6 +92,8 @@ def load_experiment_config(path: str | Path, **overrides: object) -> ExperimentC
         )
     table.update({k: v for k, v in overrides.items() if v is not None})
     listify(table, LIST_KEYS)
+    if isinstance(table.get("layers"), int):
+        table["layers"] = [table["layers"]]
     try:
         cfg = ExperimentConfig(**table)
     except TypeError as exc:
@@ -119,6 +130,10 @@ def check_config(cfg: ExperimentConfig, source: str = "config") -> None:
             FeatureConfig(groups=cfg.features)
     except ValueError as exc:
         raise ConfigError(f"{source}: {exc}") from exc
+    if cfg.layers and (not is_embedding_spec(cfg.features) or cfg.model in SEQUENCE_MODELS):
+        raise bad("layers", "picks pooled encoder layers: use it with --features whisper:...")
+    if any(not isinstance(i, int) or i < 0 for i in cfg.layers):
+        raise bad("layers", "must be hidden-layer numbers from 0 (the stem)")
     if cfg.protocol == "loco" and cfg.train_corpora:
         raise bad("train_corpora", "is for cross-corpus; loco trains on all but the held-out")
     named = {corpus_loaders.generic.corpus_name(c) for c in cfg.corpora}
