@@ -23,18 +23,20 @@ NOISE_KINDS = ("white", "pink", "babble")
 WAVEFORM_PROBS = ("p_speed", "p_pitch", "p_reverb", "p_noise", "p_gain", "p_shift")
 
 
-def _finite32(x: np.ndarray) -> np.ndarray:
+def finite32(x: np.ndarray) -> np.ndarray:
+    """``x`` as float32 with NaN and infinities replaced by 0."""
     x = np.asarray(x, dtype=np.float32)
     if not np.all(np.isfinite(x)):
         x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
     return x
 
 
-def _rms(y: np.ndarray) -> float:
+def rms(y: np.ndarray) -> float:
+    """Root mean square level (0 for an empty array)."""
     return float(np.sqrt(np.mean(np.square(y, dtype=np.float64)))) if y.size else 0.0
 
 
-def _fit_length(y: np.ndarray, n: int) -> np.ndarray:
+def fit_length(y: np.ndarray, n: int) -> np.ndarray:
     """Cut or zero-pad (at the end) to exactly ``n`` samples."""
     if len(y) >= n:
         return y[:n]
@@ -51,7 +53,7 @@ def pink_noise(n: int, rng: np.random.Generator) -> np.ndarray:
     spec[1:] /= np.sqrt(np.arange(1, len(spec), dtype=np.float64))
     spec[0] = 0.0
     x = scipy.fft.irfft(spec, m)[:n]
-    return (x / max(_rms(x), 1e-12)).astype(np.float32)
+    return (x / max(rms(x), 1e-12)).astype(np.float32)
 
 
 def babble_noise(
@@ -72,7 +74,7 @@ def babble_noise(
             c = np.tile(c, -(-n // len(c)))
         start = int(rng.integers(0, len(c) - n + 1))
         seg = c[start : start + n]
-        level = _rms(seg)
+        level = rms(seg)
         if level > 0:
             out += seg / level
             got += 1
@@ -80,7 +82,7 @@ def babble_noise(
                 break
     if got == 0:
         raise ValueError("babble_source holds no non-silent audio")
-    return (out / max(_rms(out), 1e-12)).astype(np.float32)
+    return (out / max(rms(out), 1e-12)).astype(np.float32)
 
 
 def add_noise(
@@ -92,9 +94,9 @@ def add_noise(
 ) -> np.ndarray:
     """Add white, pink or babble noise (mix of other training clips) at ``snr_db``."""
     y = np.asarray(y, dtype=np.float32)
-    level = _rms(y)
+    level = rms(y)
     if level == 0.0 or len(y) == 0:
-        return _finite32(y.copy())
+        return finite32(y.copy())
     if kind == "white":
         noise = rng.standard_normal(len(y)).astype(np.float32)
     elif kind == "pink":
@@ -103,8 +105,8 @@ def add_noise(
         noise = babble_noise(len(y), rng, babble_source or [])
     else:
         raise ValueError(f"noise kind must be one of {NOISE_KINDS}, got {kind!r}")
-    scale = level / (max(_rms(noise), 1e-12) * 10 ** (snr_db / 20))
-    return _finite32(y + scale * noise)
+    scale = level / (max(rms(noise), 1e-12) * 10 ** (snr_db / 20))
+    return finite32(y + scale * noise)
 
 
 def time_shift(y: np.ndarray, rng: np.random.Generator, max_frac: float = 0.1) -> np.ndarray:
@@ -117,12 +119,12 @@ def time_shift(y: np.ndarray, rng: np.random.Generator, max_frac: float = 0.1) -
         out[s:] = y[: len(y) - s]
     else:
         out[:s] = y[-s:]
-    return _finite32(out)
+    return finite32(out)
 
 
 def gain(y: np.ndarray, db: float) -> np.ndarray:
     """Scale by ``db`` decibels."""
-    return _finite32(np.asarray(y, dtype=np.float32) * np.float32(10 ** (db / 20)))
+    return finite32(np.asarray(y, dtype=np.float32) * np.float32(10 ** (db / 20)))
 
 
 def speed(y: np.ndarray, factor: float) -> np.ndarray:
@@ -131,8 +133,8 @@ def speed(y: np.ndarray, factor: float) -> np.ndarray:
     if factor <= 0:
         raise ValueError(f"speed factor must be positive, got {factor}")
     if abs(factor - 1.0) < 1e-6 or len(y) < 2:
-        return _finite32(y.copy())
-    return _finite32(soxr.resample(y, 1000.0 * factor, 1000.0, quality="MQ"))
+        return finite32(y.copy())
+    return finite32(soxr.resample(y, 1000.0 * factor, 1000.0, quality="MQ"))
 
 
 def wsola_stretch(
@@ -180,9 +182,9 @@ def pitch_shift(y: np.ndarray, sr: int, semitones: float) -> np.ndarray:
     ``librosa.effects.pitch_shift``, good at a few semitones)."""
     y = np.asarray(y, dtype=np.float32)
     if abs(semitones) < 1e-6 or len(y) < 2:
-        return _finite32(y.copy())
+        return finite32(y.copy())
     r = 2 ** (semitones / 12)
-    return _finite32(_fit_length(speed(wsola_stretch(y, r, sr), r), len(y)))
+    return finite32(fit_length(speed(wsola_stretch(y, r, sr), r), len(y)))
 
 
 def reverb(
@@ -191,16 +193,16 @@ def reverb(
     """Convolve with a synthetic room response: direct path + exponentially decaying noise
     reaching -60 dB at ``rt60`` seconds. Length and RMS level are kept."""
     y = np.asarray(y, dtype=np.float32)
-    level = _rms(y)
+    level = rms(y)
     if level == 0.0 or rt60 <= 0:
-        return _finite32(y.copy())
+        return finite32(y.copy())
     n = max(int(min(rt60, 2.0) * sr), 2)
     t = np.arange(n) / sr
     tail = rng.standard_normal(n) * np.exp(-np.log(1000.0) * t / rt60)
     ir = tail / max(np.sqrt(np.sum(tail**2)), 1e-12)
     ir[0] += 1.0
     wet = scipy.signal.fftconvolve(y.astype(np.float64), ir)[: len(y)]
-    return _finite32(wet * (level / max(_rms(wet), 1e-12)))
+    return finite32(wet * (level / max(rms(wet), 1e-12)))
 
 
 # --------------------------------------------------------------------------- spectrogram
@@ -228,7 +230,7 @@ def spec_augment(
         t = min(int(rng.integers(1, max_t + 1)), T)
         t0 = int(rng.integers(0, T - t + 1))
         S[..., :, t0 : t0 + t] = fill
-    return _finite32(S)
+    return finite32(S)
 
 
 def image_shift_scale(
@@ -248,7 +250,7 @@ def image_shift_scale(
     out = scipy.ndimage.affine_transform(
         S, 1.0 / scale, offset=c - c / scale - shift, order=1, mode="nearest"
     )
-    return _finite32(out)
+    return finite32(out)
 
 
 def mixup(
@@ -353,7 +355,7 @@ def augment_waveform(
         y = gain(y, rng.uniform(*cfg.gain_db))
     if rng.random() < cfg.p_shift:
         y = time_shift(y, rng, cfg.max_shift_frac)
-    return _finite32(y)
+    return finite32(y)
 
 
 def augment_spectrogram(S: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig) -> np.ndarray:
@@ -363,4 +365,4 @@ def augment_spectrogram(S: np.ndarray, rng: np.random.Generator, cfg: AugmentCon
         S = image_shift_scale(S, rng, cfg.image_max_shift_frac, cfg.image_scale_range)
     if rng.random() < cfg.p_specaug:
         S = spec_augment(S, rng, cfg.n_time_masks, cfg.n_freq_masks, cfg.max_t, cfg.max_f)
-    return _finite32(S)
+    return finite32(S)

@@ -24,6 +24,7 @@ import scipy.signal
 import soxr
 
 from emovox.deep import augment
+from emovox.deep.augment import finite32, fit_length, rms
 
 #: Codecs :func:`codec` round-trips through, with their container and bitrate range (kbit/s).
 CODECS = {"opus": ("ogg", "libopus", (6, 64)), "mp3": ("mp3", "libmp3lame", (8, 64))}
@@ -31,23 +32,11 @@ CODECS = {"opus": ("ogg", "libopus", (6, 64)), "mp3": ("mp3", "libmp3lame", (8, 
 CONDITION_NOISES = ("white", "pink", "brown", "hum", "babble")
 
 
-def _finite32(x: np.ndarray) -> np.ndarray:
-    return np.nan_to_num(np.asarray(x, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
-
-
-def _rms(y: np.ndarray) -> float:
-    return float(np.sqrt(np.mean(np.square(y, dtype=np.float64)))) if y.size else 0.0
-
-
-def _fit_length(y: np.ndarray, n: int) -> np.ndarray:
-    return y[:n] if len(y) >= n else np.concatenate([y, np.zeros(n - len(y), dtype=y.dtype)])
-
-
 def telephone(y: np.ndarray, sr: int = 16_000) -> np.ndarray:
     """A narrow-band call: 8 kHz sampling, 300-3400 Hz band, 8-bit mu-law, back to ``sr``."""
     y = np.asarray(y, dtype=np.float32)
     if len(y) < 16:
-        return _finite32(y.copy())
+        return finite32(y.copy())
     narrow = soxr.resample(y, sr, 8000, quality="MQ").astype(np.float64)
     sos = scipy.signal.butter(4, [300, 3400], btype="bandpass", fs=8000, output="sos")
     narrow = scipy.signal.sosfilt(sos, narrow)
@@ -56,7 +45,7 @@ def telephone(y: np.ndarray, sr: int = 16_000) -> np.ndarray:
     mu = 255.0
     q = np.round((np.sign(x) * np.log1p(mu * np.abs(x)) / np.log1p(mu)) * 127) / 127
     x = np.sign(q) * ((1 + mu) ** np.abs(q) - 1) / mu * peak
-    return _finite32(_fit_length(soxr.resample(x, 8000, sr, quality="MQ"), len(y)))
+    return finite32(fit_length(soxr.resample(x, 8000, sr, quality="MQ"), len(y)))
 
 
 def codec(y: np.ndarray, sr: int = 16_000, name: str = "opus", kbps: int = 12) -> np.ndarray:
@@ -70,7 +59,7 @@ def codec(y: np.ndarray, sr: int = 16_000, name: str = "opus", kbps: int = 12) -
         raise ValueError(f"{name} bitrate must lie in {lo}-{hi} kbit/s, got {kbps}")
     y = np.asarray(y, dtype=np.float32)
     if len(y) < 16:
-        return _finite32(y.copy())
+        return finite32(y.copy())
     rate = sr if name == "mp3" else 16_000
     x = y if rate == sr else soxr.resample(y, sr, rate, quality="MQ")
     buf = io.BytesIO()
@@ -96,25 +85,25 @@ def codec(y: np.ndarray, sr: int = 16_000, name: str = "opus", kbps: int = 12) -
     z = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
     if rate != sr:
         z = soxr.resample(z, rate, sr, quality="MQ")
-    return _finite32(_fit_length(z, len(y)))
+    return finite32(fit_length(z, len(y)))
 
 
 def clipping(y: np.ndarray, db: float = 12.0) -> np.ndarray:
     """An overdriven input: gain so the peak sits ``db`` dB above full scale, hard clipping at
     full scale, then the original RMS level back."""
     y = np.asarray(y, dtype=np.float32)
-    peak, level = float(np.max(np.abs(y))) if y.size else 0.0, _rms(y)
+    peak, level = float(np.max(np.abs(y))) if y.size else 0.0, rms(y)
     if peak == 0.0:
-        return _finite32(y.copy())
+        return finite32(y.copy())
     z = np.clip(y * (10 ** (db / 20) / peak), -1.0, 1.0)
-    return _finite32(z * (level / max(_rms(z), 1e-12)))
+    return finite32(z * (level / max(rms(z), 1e-12)))
 
 
 def brown_noise(n: int, rng: np.random.Generator) -> np.ndarray:
     """Unit-RMS brown (1/f^2, rumble-like) noise: leaky-integrated white noise."""
     x = scipy.signal.lfilter([1.0], [1.0, -0.995], rng.standard_normal(max(n, 1)))[:n]
     x = x - np.mean(x)
-    return (x / max(_rms(x), 1e-12)).astype(np.float32)
+    return (x / max(rms(x), 1e-12)).astype(np.float32)
 
 
 def hum(n: int, rng: np.random.Generator, sr: int = 16_000) -> np.ndarray:
@@ -127,7 +116,7 @@ def hum(n: int, rng: np.random.Generator, sr: int = 16_000) -> np.ndarray:
         for k in (1, 3, 5, 7)
     )
     x = np.asarray(x, dtype=np.float64) + 0.05 * rng.standard_normal(n)
-    return (x / max(_rms(x), 1e-12)).astype(np.float32)
+    return (x / max(rms(x), 1e-12)).astype(np.float32)
 
 
 def add_condition_noise(
@@ -137,9 +126,9 @@ def add_condition_noise(
     made of time-reversed stretches of the clip itself (unintelligible talkers with its voice
     and channel), since one clip's view cannot see other clips."""
     y = np.asarray(y, dtype=np.float32)
-    level = _rms(y)
+    level = rms(y)
     if level == 0.0 or len(y) == 0:
-        return _finite32(y.copy())
+        return finite32(y.copy())
     if kind in ("white", "pink"):
         return augment.add_noise(y, snr_db, rng, kind=kind)
     if kind == "brown":
@@ -152,7 +141,7 @@ def add_condition_noise(
         noise = augment.babble_noise(len(y), rng, source, n_talkers=4)
     else:
         raise ValueError(f"noise kind must be one of {', '.join(CONDITION_NOISES)}, got {kind!r}")
-    return _finite32(y + noise * (level / 10 ** (snr_db / 20)))
+    return finite32(y + noise * (level / 10 ** (snr_db / 20)))
 
 
 def crop(y: np.ndarray, seconds: float, rng: np.random.Generator, sr: int = 16_000) -> np.ndarray:
@@ -161,9 +150,9 @@ def crop(y: np.ndarray, seconds: float, rng: np.random.Generator, sr: int = 16_0
     y = np.asarray(y, dtype=np.float32)
     n = int(round(seconds * sr))
     if n <= 0 or len(y) <= n:
-        return _finite32(y.copy())
+        return finite32(y.copy())
     start = int(rng.integers(0, len(y) - n + 1))
-    return _finite32(y[start : start + n])
+    return finite32(y[start : start + n])
 
 
 def random_condition(
@@ -206,4 +195,4 @@ def random_condition(
             s = float(rng.uniform(-2, 2))
             y = augment.pitch_shift(y, sr, s)
             steps.append(f"pitch:{s:.1f}")
-    return _finite32(y), steps
+    return finite32(y), steps
