@@ -99,3 +99,31 @@ def test_layers_are_checked_on_load(tmp_path) -> None:
         load_experiment_config(cfg)  # hand-made features have no layers
     cfg.write_text('[experiment]\nmodel = "logreg"\nfeatures = "whisper:tiny.en"\nlayers = 2\n')
     assert load_experiment_config(cfg).layers == [2]
+
+
+def test_cli_layers_pool_only_those_layers(ravdess_tree, tmp_path) -> None:
+    import json
+
+    import torch
+    from typer.testing import CliRunner
+
+    from emovox.cli import app
+    from emovox.encoders import WhisperDims, WhisperEncoder, export_encoder
+
+    runner = CliRunner()
+    base = ["evaluate", "--root", str(ravdess_tree), "--corpus", "ravdess", "--out",
+            str(tmp_path / "runs"), "--json", "--model", "logreg"]  # fmt: skip
+    res = runner.invoke(app, [*base, "--layers", "0,x"])
+    assert res.exit_code != 0 and "--layers takes layer numbers" in res.output
+    res = runner.invoke(app, [*base, "--layers", "0,1"])  # hand-made features have no layers
+    assert res.exit_code != 0 and "layers pick pooled encoder layers" in res.output
+    torch.manual_seed(0)
+    enc = WhisperEncoder.from_dims(WhisperDims(n_mels=80, n_ctx=1500, n_state=16, n_head=2,
+                                               n_layer=2)).eval()  # fmt: skip
+    spec = f"whisper:{export_encoder(enc, tmp_path / 'enc.safetensors')}"
+    res = runner.invoke(app, [*base, "--features", spec, "--layers", "2", "--name", "top"])
+    assert res.exit_code == 0, res.output
+    config = json.loads((tmp_path / "runs" / "top" / "config.json").read_text())
+    assert config["layers"] == [2]
+    res = runner.invoke(app, [*base, "--features", spec, "--layers", "5"])
+    assert res.exit_code != 0 and "layers [5] are not among the encoder's (0-2)" in res.output

@@ -87,7 +87,15 @@ def evaluate(
         list[str] | None,
         typer.Option(
             help="Add an augmented view of every TRAINING clip (encoder features only; "
-            "repeatable): speed:0.9, pitch:-2, noise:pink:15, reverb:0.4."
+            "repeatable): speed:0.9, pitch:-2, noise:pink:15, reverb:0.4, phone, "
+            "codec:opus:12, clip:12, crop:1.0, condition:1."
+        ),
+    ] = None,
+    layers: Annotated[
+        str | None,
+        typer.Option(
+            help="Encoder hidden layers to pool, e.g. '0,1,2,3' (0 = the stem; encoder "
+            "features only; default: every layer)."
         ),
     ] = None,
     adapt: Annotated[
@@ -121,6 +129,10 @@ def evaluate(
     from emovox.evaluation.experiment import evaluate as run_eval
     from emovox.evaluation.splits import ProtocolError
 
+    try:
+        layer_list = [int(x) for x in split_list([layers])] if layers else None
+    except ValueError:
+        fail(f"--layers takes layer numbers such as '0,1,2,3', got {layers!r}")
     given = dict(
         model=model,
         corpora=split_list(corpus) or None,
@@ -135,6 +147,7 @@ def evaluate(
         denoise=denoise,
         features=features,
         train_views=split_list(train_view) or None,
+        layers=layer_list,
         adapt=adapt,
         balance=balance,
         out_dir=out_dir,

@@ -109,6 +109,11 @@ def load_dataset(
             "training views (--train-view) are computed with encoder embeddings: use them with "
             f"--features whisper:tiny.en (got features {cfg.features!r})"
         )
+    if cfg.layers and (not is_embedding_spec(cfg.features) or sequence):
+        raise ValueError(
+            "layers pick pooled encoder layers: use them with --features whisper:tiny.en and a "
+            f"pooled head (got features {cfg.features!r}, model {cfg.model!r})"
+        )
     if cfg.model in FRAME_MODELS and cfg.features != FeatureConfig().groups:
         raise ValueError(
             f"model {cfg.model!r} reads its own frame features (MFCCs, deltas, energy, pitch); "
