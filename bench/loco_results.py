@@ -322,6 +322,41 @@ def reading(summaries: list[dict]) -> str:
     return "\n".join(lines)
 
 
+#: runs that differ in the head's strength C only: the choice among them is checked below
+C_RUNS = ("loco-c0.001", "loco-baseline", "loco-c0.1")
+
+
+def choice_check(summaries: list[dict], runs: tuple[str, ...] = C_RUNS) -> str:
+    """For each held-out corpus, the run (of ``runs``) with the best mean UA over the OTHER
+    held-out corpora, and that run's UA on this one: a leave-one-out check that choosing among
+    the runs by their mean is not picking by the corpus being reported (its own score takes no
+    part in its choice; its clips did train the other folds' heads)."""
+    have = {s["run"]: s for s in summaries if s["run"] in runs}
+    if len(have) < 2:
+        return "(fewer than two of the runs compared are stored)"
+    ua = {r: {h["corpus"]: h["ua"] for h in s["loco"]["held_out"]} for r, s in have.items()}
+    corpora = list(next(iter(ua.values())))
+    lines = [
+        f"`python bench/loco_results.py` (choice among {', '.join(have)}): for each held-out "
+        "corpus, the run with the best mean UA over the other six held-out corpora, and its UA "
+        "on this one.",
+        "",
+        "| held-out corpus | chosen | mean UA of the others: " + " / ".join(have) + " | UA |",
+        "|---|---|---|---|",
+    ]
+    chosen_ua = []
+    for c in corpora:
+        means = {r: float(np.mean([u[o] for o in corpora if o != c])) for r, u in ua.items()}
+        best = max(means, key=lambda r: means[r])
+        chosen_ua.append(ua[best][c])
+        lines.append(
+            f"| {c} | {best} | {' / '.join(f'{100 * m:.1f}' for m in means.values())} "
+            f"| {100 * ua[best][c]:.1f} |"
+        )
+    lines += ["", f"Mean UA of the runs so chosen: **{100 * np.mean(chosen_ua):.1f}**."]
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("runs", nargs="*", type=Path)
@@ -341,6 +376,7 @@ def main() -> None:
     results_db.write_section(DOC, "loco", render(summaries))
     results_db.write_section(DOC, "reading", reading([baseline_of(summaries)]))
     results_db.write_section(DOC, "changes", effects(summaries))
+    results_db.write_section(DOC, "choice", choice_check(summaries))
     print(render(summaries))
     print()
     print(effects(summaries))

@@ -228,7 +228,7 @@ def test_shipped_bundle_has_the_adapted_head_and_learnt_from_seven_corpora():
 
     folder = default_bundle_path()
     card = json.loads((folder / "card.json").read_text())
-    assert len(card["training_data"]) == 7 and card["generalization"]["run"] == "loco-baseline"
+    assert len(card["training_data"]) == 7 and card["generalization"]["run"] == "loco-c0.001"
     assert card["evaluation"]["paper_corpora"]["ua"] >= 0.725  # issue 17's floor on the four
     cfg, _, head = read_bundle(folder)
     adapted = read_adapted(folder, cfg)

@@ -29,7 +29,7 @@ def setup(tmp_path_factory) -> tuple[Path, str]:
     return roots, str(export_encoder(enc, base / "enc.safetensors"))
 
 
-def _loco_run(folder: Path, encoder: str, C: float = 0.01, views=("phone",)) -> Path:
+def _loco_run(folder: Path, encoder: str, C: float = 0.001, views=("phone",)) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     config = {
         "protocol": "loco",
@@ -138,9 +138,9 @@ def test_a_loco_run_attached_after_the_build_matches_one_given_at_build(
     run = _loco_run(tmp_path / "runs" / "loco-y", enc, views=())
     given = build_default_model(tmp_path / "a", loco_run=run, **kw)
     build_default_model(tmp_path / "b", **kw)
-    with pytest.raises(ValueError, match="C 0.01 .*bundle: 0.5"):
+    with pytest.raises(ValueError, match=r"C 0\.001 .*bundle: 0\.5"):
         attach_generalization(tmp_path / "b", run, enc, 0.5)
-    attached = attach_generalization(tmp_path / "b", run, enc, 0.01)
+    attached = attach_generalization(tmp_path / "b", run, enc, 0.001)
     for key in ("generalization", "limits", "command"):
         assert attached["card"][key] == given["card"][key]
     text = (tmp_path / "b" / "card.md").read_text()

@@ -24,7 +24,7 @@ def build_model(
     layers: Annotated[
         str | None, typer.Option(help="Hidden layers to pool, e.g. '0,1,2,3' (default: all).")
     ] = None,
-    c: Annotated[float, typer.Option("--c", help="Inverse L2 strength of the head.")] = 0.01,
+    c: Annotated[float, typer.Option("--c", help="Inverse L2 strength of the head.")] = 0.001,
     k: Annotated[int, typer.Option(help="Speaker folds for the model card's scores.")] = 5,
     view: Annotated[
         list[str] | None,

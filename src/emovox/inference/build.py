@@ -272,7 +272,7 @@ def build_default_model(
     labels: str = "paper7",
     encoder: str = "tiny.en",
     layers: Sequence[int] | None = None,
-    C: float = 0.01,
+    C: float = 0.001,
     k: int = 5,
     val_fraction: float = 0.15,
     threshold: float = 0.5,
