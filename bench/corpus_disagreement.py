@@ -3,7 +3,7 @@
 An answer that changes when one training corpus is dropped rests on that corpus's studio more
 than on emotion. Leave one corpus out over the seven corpora (cached Whisper tiny.en
 embeddings, paper7); for each held-out corpus, on the other six, exactly as
-``bench/domain_score.py`` (whose cached fold outputs this reads: the main head, logreg C=0.01
+``bench/domain_score.py`` (whose cached fold outputs this reads: the main head, logreg with C
 on the training speakers, its temperature on the validation speakers, and the residual domain
 score): six more heads, each fitted on the same training speakers minus one corpus. A held-out
 clip is flagged ``unstable`` when at least two of the six sub-heads' answers differ from the
@@ -28,7 +28,8 @@ from pathlib import Path
 
 import numpy as np
 import results_db
-from domain_score import CORPORA, MAIN, QUANTILE, THRESHOLD, bar, domain_scores, pct
+from domain_score import CORPORA, MAIN, QUANTILE, THRESHOLD, C, bar, domain_scores, pct
+from domain_score import main_cache as domain_cache
 
 from emovox.evaluation.dataset import load_dataset
 from emovox.evaluation.experiment_config import ExperimentConfig
@@ -53,7 +54,7 @@ def sub_logits(X, y, corp, fold: dict, cache: Path, held: str) -> dict[str, np.n
         if not path.exists():
             use = fit & (corp != c)
             have = [lab for lab in present if lab in set(y[use])]
-            model, order = fit_head(X[use], y[use], have, 0.01)
+            model, order = fit_head(X[use], y[use], have, C)
             Z = np.full((len(y), len(present)), -1e9)
             Z[:, [present.index(lab) for lab in have]] = logits(head_tensors(model, order), X)
             np.save(path, Z)
@@ -78,8 +79,8 @@ def run(held_list: list[str]) -> dict:
     data = load_dataset(cfg, progress=False)
     X, y = data.X, data.y
     corp = np.array(data.column("corpus"))
-    main_cache = cache_dir() / "bench-domain-score"
-    cache = cache_dir() / "bench-corpus-disagreement"
+    main_cache = domain_cache()
+    cache = cache_dir() / f"bench-corpus-disagreement-C{C:g}"
     cache.mkdir(parents=True, exist_ok=True)
     res: dict = {"per_corpus": {}}
     for held in held_list:
@@ -125,7 +126,7 @@ def run(held_list: list[str]) -> dict:
         # re-read before writing: runs over other held-out corpora may share the file
         res = json.loads(STORE.read_text()) if STORE.exists() else {"per_corpus": {}}
         res["per_corpus"][held] = entry
-        res |= {"min_disagree": MIN_DISAGREE, "threshold": THRESHOLD}
+        res |= {"min_disagree": MIN_DISAGREE, "threshold": THRESHOLD, "C": C}
         atomic_write_json(STORE, res)
     return res
 
@@ -147,7 +148,8 @@ def render(res: dict) -> str:
         "`bench/results/corpus_disagreement.json`): per held-out corpus, six more heads on the "
         "other six corpora's training speakers, each without one of them; an answer is "
         f"`unstable` when at least {res['min_disagree']} of the six differ from the main head. "
-        "Same main head, temperature and domain score as the table above.",
+        f"Main head (logreg C = {res.get('C', 0.01):g}), temperature and domain score fitted "
+        "as for the table above.",
         "",
         "| held-out corpus | clips | unstable | accuracy unstable / stable | wrong flagged: "
         "unstable / + uncertain / + uncertain + OOD | in-domain validation flagged: unstable / "
