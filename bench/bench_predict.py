@@ -45,6 +45,8 @@ from emovox.io import atomic_write_json, atomic_write_text  # noqa: E402
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 SR = 16_000
+#: The backend name that stands for the packaged fast model (``emovox.load("fast")``).
+FAST = "fast"
 sys.path.insert(0, str(HERE))
 
 
@@ -78,11 +80,21 @@ def clip_3s(speech: np.ndarray, i: int) -> np.ndarray:
     return speech[start : start + 3 * SR]
 
 
-def time_backend(model: str | None, backend: str, files: list[str], repeats: int) -> dict:
+def load_model(model: str | None, backend: str):
+    """``backend`` ``"fast"`` is the packaged fast model (its default backend); any other
+    names a backend of ``model``."""
     import emovox
-    from emovox.encoders.mel import log_mel_spectrogram
 
-    pred = emovox.load(model, backend=backend)
+    if backend == FAST:
+        return emovox.load("fast")
+    return emovox.load(model, backend=backend)
+
+
+def time_backend(model: str | None, backend: str, files: list[str], repeats: int) -> dict:
+    from emovox.encoders.mel import log_mel_spectrogram
+    from emovox.features.fast_mel import fast_log_mel
+
+    pred = load_model(model, backend)
     rec = pred.recognizer if hasattr(pred, "recognizer") else None
     pred.predict(files[0])  # warm-up (ONNX export / session creation happen here)
     per = []
@@ -113,6 +125,18 @@ def time_backend(model: str | None, backend: str, files: list[str], repeats: int
             enc.append(time.perf_counter() - t)
         out["encoder_ms_3s"] = round(statistics.median(enc) * 1e3, 2)
         out["encoder_rtf"] = round(3.0 / statistics.median(enc), 1)
+    if rec is not None and hasattr(rec, "logits"):  # the fast model: its network alone
+        y, _ = sf.read(files[0], dtype="float32")
+        mel = fast_log_mel(y)
+        rec.logits(mel)
+        enc = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            rec.logits(mel)
+            enc.append(time.perf_counter() - t)
+        out["encoder_ms_3s"] = round(statistics.median(enc) * 1e3, 3)
+        out["encoder_rtf"] = round(3.0 / statistics.median(enc), 1)
+        out["backend"] = f"fast ({pred.backend})"
     return out
 
 
@@ -142,15 +166,15 @@ def streaming(model: str | None, backend: str, speech: np.ndarray) -> dict:
     pauses, three times over: end of speech → label, median and 95th percentile."""
     import bench_streaming
 
-    import emovox
     from emovox.audio.segment import LIVE_MIN_SILENCE
 
-    pred = emovox.load(model, backend=backend)
+    pred = load_model(model, backend)
     pred.segmenter = pred.segmenter.with_min_silence(LIVE_MIN_SILENCE)
     pause = np.zeros(SR, dtype=np.float32)
     audio = np.concatenate([pause, *[np.concatenate([speech, pause])] * 3])
     r = bench_streaming.measure_streaming(pred, audio)
-    return {"backend": pred.backend, "min_silence_s": LIVE_MIN_SILENCE, **r}
+    name = f"fast ({pred.backend})" if backend == FAST else pred.backend
+    return {"backend": name, "min_silence_s": LIVE_MIN_SILENCE, **r}
 
 
 def long_recording(model: str | None, speech: np.ndarray, minutes: float, tmp: Path) -> dict:
@@ -212,15 +236,18 @@ def render(res: dict) -> str:
         lines.append(
             f"| {b['backend']} | {b['median_ms_per_clip']:.1f} | "
             f"{b['median_ms_per_clip'] / ref:.2f} | {b['rtf']:.0f}x | "
-            f"{b.get('encoder_ms_3s', float('nan')):.1f} | {b['batch32_clips_per_s']:.1f} | "
+            f"{b.get('encoder_ms_3s', float('nan')):.2f} | {b['batch32_clips_per_s']:.1f} | "
             f"{b.get('peak_rss_mb', float('nan')):.0f} |"
         )
     lines += [
         "",
         "`onnx-int8` (the default backend, `auto`) is the exported graph with int8 weights in "
         "its matrix products (`emovox.inference.quantize`); `onnx` the same graph in float32 "
-        "(`--backend onnx`). × reference: the time per clip as a multiple of the reference "
-        "workload, measured in the same run. Peak memory is each backend's own child process.",
+        '(`--backend onnx`). `fast (onnx)` is the fast model (`emovox.load("fast")`, '
+        "`--model fast`): a small CNN distilled from the default model, on its own cheaper "
+        "log-mel, with the energy speech gate; its 'encoder only' column is the network alone. "
+        "× reference: the time per clip as a multiple of the reference workload, measured in "
+        "the same run. Peak memory is each backend's own child process.",
     ]
     st = res.get("streaming") or []
     if st:
@@ -294,8 +321,8 @@ def main() -> int:
     ap.add_argument("--model", default=None, help="bundle folder (default: the packaged one)")
     ap.add_argument("--repeats", type=int, default=30)
     ap.add_argument("--hour-minutes", type=float, default=60.0)
-    ap.add_argument("--backends", default="onnx-int8,onnx,torch,numpy")
-    ap.add_argument("--streaming", default="onnx-int8,onnx", help="backends for the live path")
+    ap.add_argument("--backends", default="onnx-int8,onnx,torch,numpy,fast")
+    ap.add_argument("--streaming", default="onnx-int8,onnx,fast", help="backends for the live path")
     ap.add_argument("--batch-files", type=int, default=96, help="files for the batch test")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("files", nargs="*", help=argparse.SUPPRESS)

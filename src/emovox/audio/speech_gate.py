@@ -16,11 +16,13 @@ The defaults come from ``bench/bench_speech_gate.py`` (``bench/results/speech_ga
 
 from __future__ import annotations
 
+import functools
 import threading
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.fft
 
 from emovox.audio.decode import SAMPLE_RATE
 from emovox.audio.vad import FRAME, SileroVAD, make_vad, silero_available
@@ -62,11 +64,17 @@ def frames_of(y: np.ndarray) -> np.ndarray:
     return out.reshape(n, FRAME)
 
 
+@functools.lru_cache(maxsize=4)
+def _hanning(n: int) -> np.ndarray:
+    return np.hanning(n).astype(np.float32)
+
+
 def spectral_flatness(frames: np.ndarray) -> np.ndarray:
     """Per frame: geometric over arithmetic mean of the Hann-windowed power spectrum (DC and the
     lowest bin left out): near 1 for white noise and clicks, near 0 for voiced sound."""
-    p = np.abs(np.fft.rfft(frames * np.hanning(frames.shape[1]), axis=1)) ** 2
-    p = p[:, 2:] + 1e-12
+    spec = scipy.fft.rfft(frames * _hanning(frames.shape[1]), axis=1, workers=1)
+    p = spec.real * spec.real + spec.imag * spec.imag
+    p = p[:, 2:].astype(np.float64) + 1e-12
     return np.exp(np.mean(np.log(p), axis=1)) / np.mean(p, axis=1)
 
 

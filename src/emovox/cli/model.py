@@ -1,4 +1,5 @@
-"""``emovox build-model``, ``convert-encoder`` and ``export``: making the ready-to-use model."""
+"""``emovox build-model``, ``build-fast-model``, ``convert-encoder`` and ``export``: making the
+ready-to-use models."""
 
 from __future__ import annotations
 
@@ -72,6 +73,69 @@ def build_model(
     stdout.print(
         f"wrote {out}: UA {ev['ua']:.3f} (speaker {k}-fold), per corpus: "
         + ", ".join(f"{c} {v['ua']:.3f}" for c, v in ev["per_corpus"].items())
+    )
+
+
+def build_fast_model(
+    out: Annotated[Path, typer.Option("--out", help="Fast-model folder to write.")] = Path(
+        "models/fast"
+    ),
+    corpus: CorpusOpt = None,
+    labels: LabelsOpt = "paper7",
+    encoder: Annotated[
+        str, typer.Option(help="The encoder the teacher was built on (default tiny.en).")
+    ] = "tiny.en",
+    c: Annotated[float, typer.Option("--c", help="The teacher recipe's head C (folds).")] = 0.001,
+    k: Annotated[int, typer.Option(help="Speaker folds for the model card's scores.")] = 5,
+    view: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--view", help="Training views distilled besides the clips (default condition:1)."
+        ),
+    ] = None,
+    epochs: Annotated[int, typer.Option(help="Distillation epochs per student.")] = 20,
+    loco: Annotated[
+        bool, typer.Option(help="Also score leave-one-corpus-out (one student per corpus).")
+    ] = False,
+    teacher: Annotated[
+        Path | None, typer.Option(help="Default-model folder to distil (default: packaged).")
+    ] = None,
+    run_dir: Annotated[
+        Path, typer.Option(help="Folder for fold results and checkpoints (resumable).")
+    ] = Path("runs/fast-model"),
+    seed: int = 0,
+    threads: Annotated[int, typer.Option(help="Torch threads for training.")] = 2,
+    root: RootOpt = None,
+) -> None:
+    """Distil the fast model (a small CNN on log-mel) from the default model, score it speaker
+    k-fold beside its teacher (and leave-one-corpus-out with --loco), and write it."""
+    from emovox.deep.distill import DistillConfig
+    from emovox.evaluation.experiment import NoCorporaError
+    from emovox.inference.build_fast import DEFAULT_VIEWS
+    from emovox.inference.build_fast import build_fast_model as build
+
+    try:
+        cfg = build(
+            out,
+            roots=[str(r) for r in root] if root else None,
+            corpora=split_list(corpus),
+            labels=labels,
+            encoder=encoder,
+            C=c,
+            views=DEFAULT_VIEWS if view is None else view,
+            cfg=DistillConfig(epochs=epochs, seed=seed, threads=threads),
+            k=k,
+            loco=loco,
+            teacher=teacher,
+            run_dir=run_dir,
+            log=lambda m: err.print(m, soft_wrap=True),
+        )
+    except (NoCorporaError, FileNotFoundError, ValueError) as exc:
+        fail(escape(str(exc)))
+    kf = cfg["card"]["evaluation"]["speaker-kfold"]
+    stdout.print(
+        f"wrote {out}: UA {kf['student']['ua']:.3f} (teacher {kf['teacher']['ua']:.3f}), "
+        f"speaker {k}-fold"
     )
 
 

@@ -47,7 +47,7 @@ def model_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
 
 
-def _optimizer_to_parts(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+def optimizer_to_parts(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
     sd = opt.state_dict()
     tensors: dict[str, torch.Tensor] = {}
     scalars: dict[str, dict[str, Any]] = {}
@@ -60,7 +60,7 @@ def _optimizer_to_parts(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Ten
     return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
 
 
-def _optimizer_from_parts(tensors: dict[str, torch.Tensor], info: dict) -> dict[str, Any]:
+def optimizer_from_parts(tensors: dict[str, torch.Tensor], info: dict) -> dict[str, Any]:
     state: dict[int, dict[str, Any]] = {}
     for key, v in tensors.items():
         if key.startswith(_OPT):
@@ -92,7 +92,7 @@ def save_checkpoint(
     """Write ``run_dir/checkpoint.safetensors`` (model, optimizer, RNG, ``state``) and its
     readable ``trainer_state.json``."""
     tensors = model_tensors(model)
-    opt_tensors, opt_info = _optimizer_to_parts(opt)
+    opt_tensors, opt_info = optimizer_to_parts(opt)
     tensors.update(opt_tensors)
     tensors[_RNG] = torch.get_rng_state()
     full = {**state, "optimizer": opt_info}
@@ -131,7 +131,7 @@ def resume_checkpoint(
             f"resuming {ckpt.parent} on different data than it started with", stacklevel=4
         )
     model.load_state_dict({k: v for k, v in tensors.items() if not k.startswith("__")})
-    opt.load_state_dict(_optimizer_from_parts(tensors, state.pop("optimizer")))
+    opt.load_state_dict(optimizer_from_parts(tensors, state.pop("optimizer")))
     if _RNG in tensors:
         torch.set_rng_state(tensors[_RNG])
     if state["epoch"] < cfg.epochs and not state.get("stopped_early"):

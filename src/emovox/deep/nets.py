@@ -1,4 +1,5 @@
-"""The two networks: a compact custom CNN and a torchvision-compatible ResNet-34.
+"""The networks: a compact custom CNN, a torchvision-compatible ResNet-34 and the fast model's
+strided CNN.
 
 Both take log-mel input ``(B, C, n_mels, T)`` of any size and return logits ``(B, n_classes)``.
 Every model built here remembers its architecture (``arch_name``, ``arch_kwargs``) so a trained
@@ -213,16 +214,76 @@ def resnet34(n_classes: int, in_channels: int = 1, dropout: float = 0.0) -> ResN
     return model
 
 
+# --------------------------------------------------------------------------- fast CNN
+
+
+class FastCNN(nn.Module):
+    """The fast model's network: stride-2 conv3x3-BN-ReLU layers (``widths``), global mean +
+    max pooling, dropout and a linear head ``fc``; a few hundred thousand multiply-adds per
+    frame, made to be distilled from the default model (:mod:`emovox.deep.distill`).
+
+    ``embed_dim > 0`` adds ``proj``, a linear map of the pooled vector that training matches to
+    the teacher's embedding; :meth:`forward` never uses it (it is not part of the export).
+    """
+
+    def __init__(
+        self,
+        n_classes: int,
+        n_mels: int = 64,
+        widths: Sequence[int] = (16, 32, 64, 128),
+        dropout: float = 0.2,
+        embed_dim: int = 0,
+    ):
+        super().__init__()
+        _remember(
+            self,
+            "fast_cnn",
+            dict(
+                n_classes=n_classes,
+                n_mels=n_mels,
+                widths=list(widths),
+                dropout=dropout,
+                embed_dim=embed_dim,
+            ),
+        )
+        if not widths or min(widths) < 1:
+            raise ValueError(f"widths must be positive, got {widths}")
+        layers: list[nn.Module] = []
+        c_in = 1
+        for w in widths:
+            layers += [
+                nn.Conv2d(c_in, w, 3, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(w),
+                nn.ReLU(inplace=True),
+            ]
+            c_in = w
+        self.n_mels = n_mels
+        self.body = nn.Sequential(*layers)
+        self.head_dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(2 * c_in, n_classes)
+        self.proj = nn.Linear(2 * c_in, embed_dim) if embed_dim > 0 else None
+
+    def pooled(self, x: Tensor) -> Tensor:
+        """``(B, 1, n_mels, T)`` log-mel → ``(B, 2 * widths[-1])`` mean and max of the last maps."""
+        h = self.body(x)
+        return torch.cat([h.mean(dim=(2, 3)), h.amax(dim=(2, 3))], dim=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc(self.head_dropout(self.pooled(x)))
+
+
 # --------------------------------------------------------------------------- registry
 
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "emotion_cnn": EmotionCNN,
     "resnet34": resnet34,
+    "fast_cnn": FastCNN,
 }
 
 
 def build_model(name: str, **kwargs: Any) -> nn.Module:
-    """Build a registered architecture (``"emotion_cnn"`` or ``"resnet34"``) by name."""
+    """Build a registered architecture (``"emotion_cnn"``, ``"resnet34"`` or ``"fast_cnn"``)
+    by name."""
     if name not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {name!r}; known: {sorted(ARCHITECTURES)}")
     return ARCHITECTURES[name](**kwargs)

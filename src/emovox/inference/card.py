@@ -287,3 +287,85 @@ def limits(corpora: Sequence[str], gen: dict[str, Any] | None) -> list[str]:
             "is weaker (see docs/generalization.md)"
         )
     return out
+
+
+def render_fast_card(cfg: dict[str, Any]) -> str:
+    """The fast model's card (:mod:`emovox.inference.build_fast`) as Markdown: the student's
+    scores beside its teacher's on the same folds."""
+    card = cfg["card"]
+    ev = card["evaluation"]
+    cal = card["calibration"]
+    kf = ev["speaker-kfold"]
+    st, te = kf["student"], kf["teacher"]
+    lines = [
+        f"# Model card: {card['name']}",
+        "",
+        f"Built {card['created']} by `{card['command']}` in {card['build_seconds']:.0f} s "
+        f'({card["hardware"]}). `emovox.load("fast")`, `--model fast`.',
+        "",
+        "## What it is",
+        "",
+        card["architecture"] + f". Distilled from {card['teacher']} (soft labels at temperature "
+        f"{card['distillation']['temperature']}, {card['distillation']['embedding_targets']} "
+        "directions of its embedding, and the true labels), on every training clip and its "
+        f"views {', '.join(card['distillation']['views']) or '(none)'}.",
+        "",
+        f"Labels: {', '.join(card['labels'])}.",
+        "",
+        "## Training data",
+        "",
+        *training_table(card),
+        "",
+        "## Speaker-independent scores",
+        "",
+        f"Speaker {kf['folds']}-fold over all clips. For each fold a teacher of the default "
+        "recipe is fitted on that fold's training speakers and the student distilled from it, "
+        "so no test speaker reaches the student. UA (mean per-class recall):",
+        "",
+        "| corpora | fast model | its teacher (default recipe) |",
+        "|---|---|---|",
+        f"| all | {100 * st['ua']:.1f} | {100 * te['ua']:.1f} |",
+    ]
+    if "paper_corpora" in st:
+        lines.append(
+            f"| the paper's four | {100 * st['paper_corpora']['ua']:.1f} | "
+            f"{100 * te['paper_corpora']['ua']:.1f} |"
+        )
+    lines += [
+        *[
+            f"| {c} | {100 * v:.1f} | {100 * te['per_corpus'][c]:.1f} |"
+            for c, v in st["per_corpus"].items()
+        ],
+        "",
+    ]
+    if "loco" in ev:
+        lo = ev["loco"]
+        lines += [
+            "## Leave one corpus out",
+            "",
+            "Each corpus held out whole, student and teacher trained on the others:",
+            "",
+            "| held-out corpus | clips | fast model UA | teacher UA | chance |",
+            "|---|---|---|---|---|",
+            *[
+                f"| {s['corpus']} | {s['n']} | {100 * s['ua']:.1f} | {100 * t['ua']:.1f} | "
+                f"{100 * s['chance']:.1f} |"
+                for s, t in zip(lo["student"]["held_out"], lo["teacher"]["held_out"], strict=True)
+            ],
+            f"| mean | | {100 * lo['student']['mean_ua']:.1f} | "
+            f"{100 * lo['teacher']['mean_ua']:.1f} | {100 * lo['student']['mean_chance']:.1f} |",
+            "",
+        ]
+    lines += [
+        '## Probabilities and "uncertain"',
+        "",
+        f"Temperature T = {cal['temperature']:.2f}, fitted on {cal['validation_clips']} clips of "
+        f"held-out speakers; there {100 * cal['share_uncertain']:.0f} % of predictions fall "
+        f"under the {cal['threshold']} threshold and are flagged uncertain.",
+        "",
+        "## Limits",
+        "",
+        *[f"- {lim}" for lim in card["limits"]],
+        "",
+    ]
+    return "\n".join(lines)

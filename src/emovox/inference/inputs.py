@@ -17,6 +17,7 @@ import numpy as np
 from emovox.audio.decode import (
     SAMPLE_RATE,
     AudioError,
+    AudioTooLong,
     bytes_source,
     decode_with_info,
     describe_input,
@@ -109,10 +110,12 @@ def prepare(
         return ShortClip(check_clip(y, name, preprocess), None, name, None, w)
     if isinstance(x, (str, os.PathLike)):
         path = os.fspath(x)
-        try:
-            if force_long or probe_seconds(path) > long_seconds:
-                return LongRecording(path, path, path)
-            d = decode_with_info(path)
+        if force_long:
+            return LongRecording(path, path, path)
+        try:  # one opening: the header's length stops a long file before any decoding
+            d = decode_with_info(path, max_seconds=long_seconds)
+        except AudioTooLong:
+            return LongRecording(path, path, path)
         except AudioError as exc:
             raise AudioError(path, clean_reason(exc.reason)) from exc
         return ShortClip(check_clip(d.samples, path, preprocess), path, path, None, d.warnings)

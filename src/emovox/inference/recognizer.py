@@ -85,7 +85,9 @@ class Recognizer:
         self.prefetch = prefetch
         self.speech_gate = speech_gate
         self.long_seconds = long_seconds
-        self.vad_kind = vad
+        # the fast model's gate: Silero would cost several times the model itself
+        fast = getattr(engine, "kind", None) == "fast_cnn"
+        self.vad_kind = "energy" if vad == "auto" and fast else vad
         self.segmenter = segmenter or SegmenterConfig()
         self.batch_size = max(1, batch_size)
         pre = getattr(engine, "preprocess_cfg", None)
@@ -496,10 +498,16 @@ def _noted(p: Prediction, item: ShortClip | LongRecording) -> Prediction:
 
 def load_engine(path: str | Path | None, backend: str) -> RecognizerLike:
     """The engine :func:`load` wraps: the bundle at ``path`` (``None``: the packaged default
-    model) as an :class:`emovox.inference.engine.EncoderHead` (tests replace this function)."""
+    model) as an :class:`emovox.inference.engine.EncoderHead`, or a fast model (``"fast"``: the
+    packaged one) as an :class:`emovox.inference.fast.FastEngine` (tests replace this
+    function)."""
     from emovox.inference.engine import load_bundle
+    from emovox.inference.fast import FastEngine, is_fast_bundle, resolve_model
 
-    return load_bundle(path, backend=backend)
+    folder = resolve_model(path)
+    if folder is not None and is_fast_bundle(folder):
+        return FastEngine(folder, backend)
+    return load_bundle(folder, backend=backend)
 
 
 def load(
@@ -510,11 +518,15 @@ def load(
     vad: str = "auto",
     speech_gate: bool = True,
 ) -> Recognizer:
-    """Load a model folder (``None``: the packaged default model) as a :class:`Recognizer`.
+    """Load a model folder (``None``: the packaged default model; ``"fast"``: the packaged fast
+    model) as a :class:`Recognizer`.
 
     ``backend``: ``"auto"`` (ONNX when onnxruntime is installed), ``"onnx"``, ``"onnx-int8"``
-    (the ONNX graph with int8 weights), ``"torch"`` or ``"numpy"``. ``speech_gate``: audio with
-    too little speech gets ``no_speech``, not an emotion.
+    (the ONNX graph with int8 weights), ``"torch"`` or ``"numpy"`` (the fast model: ``"auto"``,
+    ``"onnx"`` or ``"torch"``). ``speech_gate``: audio with too little speech gets
+    ``no_speech``, not an emotion. ``vad="auto"`` means Silero where installed, except for the
+    fast model, whose speech gate and segmenter use the energy detector: Silero costs several
+    times the fast model itself (pass ``vad="silero"`` to have it anyway).
     """
     engine = load_engine(path, backend)
     return Recognizer(engine, long_seconds=long_seconds, vad=vad, speech_gate=speech_gate)

@@ -355,7 +355,8 @@ def create_app(
     recognizer: RecognizerLike | None = None,
     speech_gate: bool = True,
 ) -> FastAPI:
-    """The FastAPI app serving a model folder (``None``: the packaged default model).
+    """The FastAPI app serving a model folder (``None``: the packaged default model; ``"fast"``:
+    the packaged fast model).
 
     ``max_bytes``: largest upload; ``max_seconds``: longest recording; ``workers``: inference
     threads (default :func:`default_workers`); ``max_pending``: requests in the server at once
@@ -364,11 +365,9 @@ def create_app(
     emotion. ``recognizer`` replaces loading a model (tests).
     """
     if recognizer is None:
-        from emovox.inference.engine import load_bundle
+        from emovox.inference.recognizer import load_engine
 
-        recognizer = load_bundle(
-            Path(model_path) if model_path is not None else None, backend=backend
-        )
+        recognizer = load_engine(model_path, backend)  # a bundle folder, or "fast"
     svc = Service(
         recognizer,
         max_bytes=max_bytes,
