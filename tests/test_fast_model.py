@@ -149,7 +149,9 @@ def test_packaged_fast_model_predicts() -> None:
         pytest.skip("the packaged fast model is not built in this checkout")
     rec = emovox.load("fast")
     rng = np.random.default_rng(3)
-    p = rec.predict(tone(2, 2.0, rng) + 0.05 * rng.standard_normal(2 * SR).astype(np.float32))
+    p = rec.predict(
+        tone(2, 2.0, rng) + 0.05 * rng.standard_normal(2 * SR).astype(np.float32), sr=SR
+    )
     assert p.label in rec.labels and abs(sum(p.probabilities.values()) - 1) < 1e-3
     assert rec.card["name"].startswith("emovox-fast")
 

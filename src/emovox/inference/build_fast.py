@@ -365,6 +365,11 @@ def build_fast_model(
     mels, view_mels = student_mels(data, views, N_MELS, progress, say)
     say(f"{len(data.clips)} clips, views {views}")
 
+    reused = sum(  # folds an earlier (interrupted or parallel) run already finished
+        len(json.loads(f.read_text()))
+        for f in (_folds_file(run, "speaker-kfold"), _folds_file(run, "loco"))
+        if f.is_file() and (loco or "loco" not in f.name)
+    )
     results = {"speaker-kfold": run_protocol("speaker-kfold", data, mels, view_mels, present, C,
                                              cfg, run, k, say)}  # fmt: skip
     if loco:
@@ -423,6 +428,7 @@ def build_fast_model(
         + (" --loco" if loco else ""),
         "hardware": f"{platform.machine()} CPU, {platform.python_version()}",
         "build_seconds": round(time.perf_counter() - t0, 1),
+        "reused_folds": reused,
     }
     from emovox.inference.card import render_fast_card
 

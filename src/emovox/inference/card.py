@@ -301,7 +301,13 @@ def render_fast_card(cfg: dict[str, Any]) -> str:
         f"# Model card: {card['name']}",
         "",
         f"Built {card['created']} by `{card['command']}` in {card['build_seconds']:.0f} s "
-        f'({card["hardware"]}). `emovox.load("fast")`, `--model fast`.',
+        f"({card['hardware']})"
+        + (
+            f", reading {card['reused_folds']} finished folds back from the run folder"
+            if card.get("reused_folds")
+            else ""
+        )
+        + '. `emovox.load("fast")`, `--model fast`.',
         "",
         "## What it is",
         "",
