@@ -249,3 +249,11 @@ def test_service_serves_a_fast_model_folder(folder, toy, tmp_path) -> None:
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["label"] == LABELS[y[1]] and body["speech_gate"] == "energy"
+
+
+def test_adapting_the_fast_model_says_it_cannot(folder, toy, tmp_path) -> None:
+    from emovox.inference.adapt import MissingAdaptedHead, predict_adapted
+
+    _, _, wavs = toy
+    with pytest.raises(MissingAdaptedHead, match="the fast model has none"):
+        predict_adapted(emovox.load(folder), [wavs[0]], "batch", sr=SR)

@@ -83,7 +83,8 @@ class MissingAdaptedHead(ValueError):
     def __init__(self, path: str | Path | None) -> None:
         super().__init__(
             f"{path or 'this model'}: no adapted head (adapted_head.* tensors) in the bundle, "
-            "so it cannot adapt; rebuild the bundle with `emovox build-model`"
+            "so it cannot adapt; use a model built by `emovox build-model` (the packaged "
+            "default has one; the fast model has none)"
         )
 
 
