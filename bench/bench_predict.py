@@ -114,30 +114,25 @@ def time_backend(model: str | None, backend: str, files: list[str], repeats: int
         "rtf": round(3.0 / med, 1),
         "batch32_clips_per_s": round(len(batch) / batch_s, 1),
     }
+    y, _ = sf.read(files[0], dtype="float32")
     if rec is not None and hasattr(rec, "pooled"):
-        y, _ = sf.read(files[0], dtype="float32")
-        mel = log_mel_spectrogram(y)
-        rec.pooled(mel)
-        enc = []
-        for _ in range(repeats):
-            t = time.perf_counter()
-            rec.pooled(mel)
-            enc.append(time.perf_counter() - t)
-        out["encoder_ms_3s"] = round(statistics.median(enc) * 1e3, 2)
-        out["encoder_rtf"] = round(3.0 / statistics.median(enc), 1)
+        out |= model_only(rec.pooled, log_mel_spectrogram(y), repeats)
     if rec is not None and hasattr(rec, "logits"):  # the fast model: its network alone
-        y, _ = sf.read(files[0], dtype="float32")
-        mel = fast_log_mel(y)
-        rec.logits(mel)
-        enc = []
-        for _ in range(repeats):
-            t = time.perf_counter()
-            rec.logits(mel)
-            enc.append(time.perf_counter() - t)
-        out["encoder_ms_3s"] = round(statistics.median(enc) * 1e3, 3)
-        out["encoder_rtf"] = round(3.0 / statistics.median(enc), 1)
+        out |= model_only(rec.logits, fast_log_mel(y), repeats)
         out["backend"] = f"fast ({pred.backend})"
     return out
+
+
+def model_only(run, mel: np.ndarray, repeats: int) -> dict:
+    """The model's own step on one 3 s log-mel (median of ``repeats`` after a warm-up)."""
+    run(mel)
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        run(mel)
+        times.append(time.perf_counter() - t)
+    med = statistics.median(times)
+    return {"encoder_ms_3s": round(med * 1e3, 3), "encoder_rtf": round(3.0 / med, 1)}
 
 
 def backend_child(model: str | None, backend: str, files: list[str], repeats: int) -> dict:

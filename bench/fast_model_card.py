@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 
 import results_db
+from model_card import base_row
 
-from emovox.data.labels import LABEL_SETS
 from emovox.inference.build import PAPER_CORPORA
 from emovox.inference.card import render_fast_card
 from emovox.inference.fast import CONFIG_FILE, fast_bundle_path
@@ -29,22 +29,7 @@ def rows_of(card: dict) -> list[dict]:
     """The card's scores as results rows."""
     corpora = sorted(card["training_data"])
     ev = card["evaluation"]
-    base = {
-        "section": SECTION,
-        "model": f"fast model ({card['name']})",
-        "labels": next(
-            (name for name, labs in LABEL_SETS.items() if list(labs) == list(card["labels"])),
-            ",".join(card["labels"]),
-        ),
-        "config": card["command"],
-        "command": card["command"],
-        "hardware": card.get("hardware"),
-        "wall_s": card.get("build_seconds"),
-        "corpora": corpora,
-        "leaky": False,
-        "test": None,
-        "adapted": False,
-    }
+    base = base_row(card, SECTION, f"fast model ({card['name']})")
     kf = ev["speaker-kfold"]
     st, te = kf["student"], kf["teacher"]
     detail = f"speaker {kf['folds']}-fold; teacher refitted per fold on its training speakers"

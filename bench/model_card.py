@@ -60,13 +60,11 @@ def summary(card: dict) -> str:
     return "\n".join(lines)
 
 
-def rows_of(card: dict) -> list[dict]:
-    """The card's scores as results rows."""
-    corpora = sorted(card["training_data"])
-    ev = card["evaluation"]
-    base = {
-        "section": SECTION,
-        "model": f"default model ({card['name']})",
+def base_row(card: dict, section: str, model: str) -> dict:
+    """What every results row of a model card shares (section, model, labels, command ...)."""
+    return {
+        "section": section,
+        "model": model,
         "labels": next(
             (name for name, labs in LABEL_SETS.items() if list(labs) == list(card["labels"])),
             ",".join(card["labels"]),
@@ -75,11 +73,18 @@ def rows_of(card: dict) -> list[dict]:
         "command": card["command"],
         "hardware": card.get("hardware"),
         "wall_s": card.get("build_seconds"),
-        "corpora": corpora,
+        "corpora": sorted(card["training_data"]),
         "leaky": False,
         "test": None,
         "adapted": False,
     }
+
+
+def rows_of(card: dict) -> list[dict]:
+    """The card's scores as results rows."""
+    corpora = sorted(card["training_data"])
+    ev = card["evaluation"]
+    base = base_row(card, SECTION, f"default model ({card['name']})")
     kfold = ev["protocol"]
     rows = [
         base

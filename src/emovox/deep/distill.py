@@ -200,9 +200,8 @@ def distill(
     return net
 
 
-def predict_logits(net: Any, mels: Sequence[np.ndarray], batch: int = 1) -> np.ndarray:
-    """The network's logits for whole log-mels (each at its own length; ``batch`` > 1 groups
-    equal lengths only)."""
+def predict_logits(net: Any, mels: Sequence[np.ndarray]) -> np.ndarray:
+    """The network's logits for whole log-mels, one at a time (each at its own length)."""
     import torch
 
     out = np.zeros((len(mels), net.fc.out_features), dtype=np.float32)

@@ -8,6 +8,7 @@ import hashlib
 import os
 import warnings
 from pathlib import Path
+from typing import Any
 
 from emovox.inference.backends import pooled_encoder_module
 from emovox.inference.bundle import MODEL_FILE, bundle_path, read_bundle
@@ -23,6 +24,17 @@ def export_onnx(bundle: str | Path | None, out: str | Path) -> Path:
     cfg, weights, _ = read_bundle(folder)
     module = pooled_encoder_module(weights, cfg)
     mel = torch.zeros(1, cfg.dims["n_mels"], 300)
+    return write_onnx(module, mel, out, "mel", "pooled", {"mel": {2: "frames"}})
+
+
+def write_onnx(
+    module: Any, example: Any, out: str | Path, input_name: str, output_name: str,
+    dynamic_axes: dict[str, dict[int, str]],
+) -> Path:  # fmt: skip
+    """Export a torch ``module`` (one input like ``example``, one output) to ``out`` atomically:
+    opset 17, the TorchScript exporter, its warnings silenced."""
+    import torch
+
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
@@ -30,11 +42,11 @@ def export_onnx(bundle: str | Path | None, out: str | Path) -> Path:
         warnings.simplefilter("ignore")
         torch.onnx.export(
             module,
-            (mel,),
+            (example,),
             str(tmp),
-            input_names=["mel"],
-            output_names=["pooled"],
-            dynamic_axes={"mel": {2: "frames"}},
+            input_names=[input_name],
+            output_names=[output_name],
+            dynamic_axes=dynamic_axes,
             opset_version=17,
             dynamo=False,
         )

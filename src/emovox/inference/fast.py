@@ -15,8 +15,6 @@ engine :class:`emovox.inference.recognizer.Recognizer` wraps, like the default m
 from __future__ import annotations
 
 import json
-import os
-import warnings
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
@@ -170,32 +168,15 @@ class FastEngine:
         return out
 
 
-def load_fast(path: str | Path | None = None, backend: str = "auto", threads: int | None = 1):
-    """The fast model at ``path`` (None: the packaged one) as a :class:`FastEngine`."""
-    return FastEngine(resolve_model(path or "fast") or fast_bundle_path(), backend, threads)
-
-
 def export_fast_onnx(net: Any, out: str | Path, n_mels: int) -> Path:
     """The network (logits only) as an ONNX graph with input ``mel`` ``(1, 1, n_mels, frames)``."""
     import torch
 
-    out = Path(out)
-    tmp = out.with_name(f".{out.name}.tmp")
+    from emovox.inference.export import write_onnx
+
     net.eval()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            net,
-            (torch.zeros(1, 1, n_mels, 150),),
-            str(tmp),
-            input_names=["mel"],
-            output_names=["logits"],
-            dynamic_axes={"mel": {3: "frames"}},
-            opset_version=17,
-            dynamo=False,
-        )
-    os.replace(tmp, out)
-    return out
+    example = torch.zeros(1, 1, n_mels, 150)
+    return write_onnx(net, example, out, "mel", "logits", {"mel": {3: "frames"}})
 
 
 def write_fast_bundle(
