@@ -69,6 +69,19 @@ def test_front_end_shape_gain_invariance_and_bad_input() -> None:
         fast_log_mel(np.zeros((2, 100), np.float32))
 
 
+def test_front_end_matches_a_dense_power_mel() -> None:
+    """The sparse filterbank over squared (real, imaginary) pairs is the plain recipe: Hann
+    frames, power spectrum, dense Slaney filterbank, log10, 8 decades, scaled."""
+    from emovox.features.spectral import mel_filterbank
+
+    y = tone(2, 1.5, np.random.default_rng(3)) + 0.01
+    frames = np.lib.stride_tricks.sliding_window_view(y.astype(np.float64), 512)[::320]
+    power = np.abs(np.fft.rfft(frames * np.hanning(513)[:-1], axis=1)) ** 2
+    log = np.log10(np.maximum(mel_filterbank(16_000, 512, 64).astype(np.float64) @ power.T, 1e-10))
+    log = (np.maximum(log, log.max() - 8.0) - log.max()) / 4 + 1
+    np.testing.assert_allclose(fast_log_mel(y), log, atol=2e-4)
+
+
 def test_crops_repeats_and_class_weights() -> None:
     S = np.arange(20, dtype=np.float32).reshape(2, 10)
     np.testing.assert_array_equal(crop_or_repeat(S, 4, None), S[:, 3:7])
@@ -219,15 +232,24 @@ def test_build_fast_model_end_to_end(tmp_path, monkeypatch) -> None:
     assert "| all |" in text and "fast model" in text
     rec = emovox.load(tmp_path / "fast")
     assert rec.labels == tuple(cfg["labels"])
-    # the CLI over the same API; the finished folds are read back, not redone
-    res = CliRunner().invoke(app, [
+    # the CLI over the same API: other settings, so the kept folds are redone, and the network
+    # is the one asked for; run again, the finished folds are read back
+    args = [
         "build-fast-model", "--out", str(tmp_path / "fast2"), "--root", str(roots),
         "--corpus", "ravdess", "--encoder", enc_path, "--view", "phone", "--epochs", "2",
         "--k", "2", "--teacher", str(tmp_path / "teacher"), "--run-dir", str(tmp_path / "run"),
-        "--threads", "1",
-    ])  # fmt: skip
+        "--threads", "1", "--widths", "8,16,32,32,32",
+    ]  # fmt: skip
+    res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
-    assert "wrote" in res.output
+    assert "wrote" in res.output and "2 fold(s) of other settings, redone" in res.output
+    arch = json.loads((tmp_path / "fast2" / "model.json").read_text())["arch"]
+    assert arch["widths"] == [8, 16, 32, 32, 32]
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 0 and "redone" not in again.output
+    assert "teacher fitted" not in again.output and "already trained" in again.output
+    bad_widths = CliRunner().invoke(app, ["build-fast-model", "--widths", "8,x"])
+    assert bad_widths.exit_code == 2 and "--widths" in bad_widths.output
     bad = CliRunner().invoke(app, ["build-fast-model", "--out", str(tmp_path / "f3"), "--root",
                                    str(roots), "--corpus", "ravdess", "--teacher",
                                    str(tmp_path / "teacher")])  # fmt: skip

@@ -120,6 +120,21 @@ def test_energy_fallback_gates_noise_and_clicks_not_speech():
     assert r.label == "happy" and r.speech_gate == "energy"
 
 
+def test_energy_detector_measures_flatness_only_where_it_decides():
+    """The spectrum is computed for loud frames only; the verdicts are those of measuring it on
+    every frame."""
+    y = np.concatenate([0.3 * chord()[:8000], np.zeros(4000, np.float32), white_noise()[:8000],
+                        decode(str(DEMO[0]), SR)[:16000], 1e-4 * white_noise()[:6000]])  # fmt: skip
+    frames = speech_gate.frames_of(y)
+    got = speech_gate.energy_speech_frames(frames)
+    db = 10 * np.log10(np.mean(frames.astype(np.float64) ** 2, axis=1) + 1e-12)
+    loud = (db > speech_gate.ENERGY_MIN_DB) & (db > db.max() - speech_gate.ENERGY_RANGE_DB)
+    full = loud & (speech_gate.spectral_flatness(frames) < speech_gate.MAX_FLATNESS)
+    np.testing.assert_array_equal(got, full)
+    assert 0 < got.sum() < loud.sum() < len(frames)  # quiet frames and noisy loud ones drop out
+    assert not speech_gate.energy_speech_frames(np.zeros((5, 512), np.float32)).any()
+
+
 def test_auto_without_silero_falls_back_to_energy_and_says_so(monkeypatch):
     monkeypatch.setattr(speech_gate, "silero_available", lambda: False)
     with pytest.warns(RuntimeWarning, match="only catches noise-like sounds"):

@@ -35,7 +35,9 @@ MIN_SPEECH_FRACTION = 0.1
 SILERO_THRESHOLD = 0.5
 #: Spectral flatness at or above which the energy fallback calls a frame noise.
 MAX_FLATNESS = 0.3
-_MIN_DB, _RANGE_DB = -70.0, 35.0  # the energy fallback's loudness test
+#: The energy fallback's loudness test: above this level (dBFS) and within this range of the
+#: loudest frame.
+ENERGY_MIN_DB, ENERGY_RANGE_DB = -70.0, 35.0
 
 
 @dataclass(frozen=True)
@@ -83,8 +85,10 @@ def energy_speech_frames(frames: np.ndarray) -> np.ndarray:
     db = 10 * np.log10(np.mean(np.asarray(frames, np.float64) ** 2, axis=1) + 1e-12)
     if db.size == 0:
         return np.zeros(0, bool)
-    loud = (db > _MIN_DB) & (db > db.max() - _RANGE_DB)
-    return loud & (spectral_flatness(frames) < MAX_FLATNESS)
+    loud = (db > ENERGY_MIN_DB) & (db > db.max() - ENERGY_RANGE_DB)
+    if loud.any():  # the spectrum only where it can decide
+        loud[loud] = spectral_flatness(frames[loud]) < MAX_FLATNESS
+    return loud
 
 
 class SpeechGate:

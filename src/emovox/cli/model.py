@@ -76,6 +76,19 @@ def build_model(
     )
 
 
+def net_widths(text: str | None) -> dict[str, tuple[int, ...]]:
+    """``--widths 16,32,64`` → ``{"widths": (16, 32, 64)}`` (nothing when not given)."""
+    if not text:
+        return {}
+    try:
+        widths = tuple(int(w) for w in split_list([text]))
+    except ValueError:
+        fail(f"--widths takes whole numbers separated by commas, got {escape(text)!r}")
+    if not widths or min(widths) < 1:
+        fail(f"--widths must be positive, got {escape(text)!r}")
+    return {"widths": widths}
+
+
 def build_fast_model(
     out: Annotated[Path, typer.Option("--out", help="Fast-model folder to write.")] = Path(
         "models/fast"
@@ -94,6 +107,10 @@ def build_fast_model(
         ),
     ] = None,
     epochs: Annotated[int, typer.Option(help="Distillation epochs per student.")] = 20,
+    widths: Annotated[
+        str | None,
+        typer.Option(help="Conv widths, one stride-2 layer each (e.g. 16,32,64,128,256)."),
+    ] = None,
     loco: Annotated[
         bool, typer.Option(help="Also score leave-one-corpus-out (one student per corpus).")
     ] = False,
@@ -123,7 +140,7 @@ def build_fast_model(
             encoder=encoder,
             C=c,
             views=DEFAULT_VIEWS if view is None else view,
-            cfg=DistillConfig(epochs=epochs, seed=seed, threads=threads),
+            cfg=DistillConfig(epochs=epochs, seed=seed, threads=threads, **net_widths(widths)),
             k=k,
             loco=loco,
             teacher=teacher,

@@ -226,6 +226,13 @@ def _folds_file(run_dir: Path, protocol: str) -> Path:
     return run_dir / f"{protocol}-folds.json"
 
 
+def fold_settings(cfg: DistillConfig, C: float, views: Sequence[str]) -> dict[str, Any]:
+    """What a kept fold result must have been made with to be read back (the thread count
+    is not a setting)."""
+    distill = {k: v for k, v in cfg.to_dict().items() if k != "threads"}
+    return {"distill": distill, "C": C, "views": sorted(views)}
+
+
 def run_protocol(
     protocol: str,
     data: TrainingData,
@@ -239,7 +246,8 @@ def run_protocol(
     say: Log | None = None,
 ) -> dict[str, Any]:
     """Student and teacher scored under ``protocol`` (``"speaker-kfold"`` or ``"loco"``); each
-    finished fold is kept in ``run_dir`` and not redone."""
+    finished fold is kept in ``run_dir`` with its settings and not redone (a fold of other
+    settings is)."""
     say = say or (lambda _m: None)
     y = np.array([c.emotion for c in data.clips], dtype=object)
     speakers = np.array([c.speaker for c in data.clips], dtype=object)
@@ -255,6 +263,11 @@ def run_protocol(
         raise ValueError(f"protocol must be speaker-kfold or loco, got {protocol!r}")
     path = _folds_file(run_dir, protocol)
     done: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
+    settings = fold_settings(cfg, C, list(view_mels))
+    stale = [name for name, f in done.items() if f.get("settings") != settings]
+    if stale:
+        say(f"{path}: {len(stale)} fold(s) of other settings, redone")
+        done = {name: f for name, f in done.items() if name not in stale}
     for fi, fold in enumerate(folds):
         if fold.name in done:
             continue
@@ -276,6 +289,7 @@ def run_protocol(
             "student": pred.tolist(),
             "teacher": teacher.tolist(),
             "seconds": round(time.perf_counter() - t0, 1),
+            "settings": settings,
         }
         atomic_write_json(path, done)
     return summarize(protocol, done, y, corp, labels)
@@ -365,8 +379,9 @@ def build_fast_model(
     mels, view_mels = student_mels(data, views, N_MELS, progress, say)
     say(f"{len(data.clips)} clips, views {views}")
 
+    settings = fold_settings(cfg, C, views)
     reused = sum(  # folds an earlier (interrupted or parallel) run already finished
-        len(json.loads(f.read_text()))
+        sum(fold.get("settings") == settings for fold in json.loads(f.read_text()).values())
         for f in (_folds_file(run, "speaker-kfold"), _folds_file(run, "loco"))
         if f.is_file() and (loco or "loco" not in f.name)
     )
