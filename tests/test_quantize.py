@@ -51,6 +51,28 @@ def test_int8_graph_is_made_once_beside_the_fp32_graph(folder, monkeypatch):
         cached_int8_onnx(folder, Int8Settings(per_channel=False))
 
 
+def test_convs_rewritten_as_matmuls_compute_the_same(folder, tmp_path):
+    src = cached_onnx(folder)
+    model = onnx.load(str(src))
+    assert quantize.convs_as_matmuls(model) == 2  # Whisper's stem: stride 1, then stride 2
+    assert "Conv" not in {n.op_type for n in model.graph.node}
+    onnx.checker.check_model(model)
+    onnx.save(model, str(tmp_path / "mm.onnx"))
+    a = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"])
+    b = ort.InferenceSession(str(tmp_path / "mm.onnx"), providers=["CPUExecutionProvider"])
+    name = a.get_inputs()[0].name
+    rng = np.random.default_rng(0)
+    for frames in (40, 57):  # even and odd lengths: the strided tap keeps the conv's length
+        x = rng.standard_normal((1, a.get_inputs()[0].shape[1], frames)).astype(np.float32)
+        np.testing.assert_allclose(b.run(None, {name: x})[0], a.run(None, {name: x})[0],
+                                   rtol=1e-4, atol=1e-4)  # fmt: skip
+    # the default int8 graph quantizes the stem too; without the rewrite its convs stay float
+    ops = {n.op_type for n in onnx.load(str(cached_int8_onnx(folder))).graph.node}
+    assert "Conv" not in ops
+    plain = cached_int8_onnx(folder, Int8Settings(conv_as_matmul=False))
+    assert "Conv" in {n.op_type for n in onnx.load(str(plain)).graph.node}
+
+
 def test_settings_name_their_graph_and_are_checked(folder):
     src = cached_onnx(folder)
     names = {
