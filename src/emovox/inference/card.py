@@ -51,20 +51,18 @@ def adaptation_section(cfg: dict[str, Any]) -> list[str]:
     ]
 
 
-def render_card(cfg: dict[str, Any]) -> str:
-    """The model card (``model.json``'s ``card``) as Markdown."""
-    card = cfg["card"]
-    ev = card["evaluation"]
-    cal = card["calibration"]
-    lines = [
+def card_head(card: dict[str, Any], built_end: str, what: str) -> list[str]:
+    """A card's first sections: title, how it was built (the sentence ended by ``built_end``),
+    what it is, its labels and its training data."""
+    return [
         f"# Model card: {card['name']}",
         "",
         f"Built {card['created']} by `{card['command']}` in {card['build_seconds']:.0f} s "
-        f"({card['hardware']}).",
+        f"({card['hardware']})" + built_end,
         "",
         "## What it is",
         "",
-        card["architecture"] + ".",
+        what,
         "",
         f"Labels: {', '.join(card['labels'])}.",
         "",
@@ -72,6 +70,16 @@ def render_card(cfg: dict[str, Any]) -> str:
         "",
         *training_table(card),
         "",
+    ]
+
+
+def render_card(cfg: dict[str, Any]) -> str:
+    """The model card (``model.json``'s ``card``) as Markdown."""
+    card = cfg["card"]
+    ev = card["evaluation"]
+    cal = card["calibration"]
+    lines = [
+        *card_head(card, ".", card["architecture"] + "."),
         f"{card['training_speakers']} training speakers; {len(card['held_out_speakers'])} "
         "speakers held out for calibration (including the speakers of the bundled demo clips, "
         "so the demo shows voices the model never learnt from). Clips outside the label set: "
@@ -297,31 +305,16 @@ def render_fast_card(cfg: dict[str, Any]) -> str:
     cal = card["calibration"]
     kf = ev["speaker-kfold"]
     st, te = kf["student"], kf["teacher"]
-    lines = [
-        f"# Model card: {card['name']}",
-        "",
-        f"Built {card['created']} by `{card['command']}` in {card['build_seconds']:.0f} s "
-        f"({card['hardware']})"
-        + (
-            f", reading {card['reused_folds']} finished folds back from the run folder"
-            if card.get("reused_folds")
-            else ""
-        )
-        + '. `emovox.load("fast")`, `--model fast`.',
-        "",
-        "## What it is",
-        "",
+    reused = card.get("reused_folds")
+    built = f", reading {reused} finished folds back from the run folder" if reused else ""
+    what = (
         card["architecture"] + f". Distilled from {card['teacher']} (soft labels at temperature "
         f"{card['distillation']['temperature']}, {card['distillation']['embedding_targets']} "
         "directions of its embedding, and the true labels), on every training clip and its "
-        f"views {', '.join(card['distillation']['views']) or '(none)'}.",
-        "",
-        f"Labels: {', '.join(card['labels'])}.",
-        "",
-        "## Training data",
-        "",
-        *training_table(card),
-        "",
+        f"views {', '.join(card['distillation']['views']) or '(none)'}."
+    )
+    lines = [
+        *card_head(card, built + '. `emovox.load("fast")`, `--model fast`.', what),
         "## Speaker-independent scores",
         "",
         f"Speaker {kf['folds']}-fold over all clips. For each fold a teacher of the default "
