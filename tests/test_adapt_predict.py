@@ -13,7 +13,7 @@ import soundfile as sf
 from typer.testing import CliRunner
 
 from emovox.cli import app
-from emovox.inference import recognizer as api
+from emovox.inference import loading
 from emovox.inference.adapt import MIN_ITEMS, MissingAdaptedHead, standardize
 from emovox.inference.bundle import read_adapted, read_bundle, write_bundle
 from emovox.inference.engine import load_bundle
@@ -169,7 +169,7 @@ def cli_model(bundles, monkeypatch):
         engine.features = frequency_features(engine.config.dims["n_state"] * 2 * 3)
         return engine
 
-    monkeypatch.setattr(api, "load_engine", fake_load)
+    monkeypatch.setattr(loading, "load_engine", fake_load)
     return bundles
 
 

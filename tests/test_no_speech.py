@@ -21,7 +21,7 @@ from emovox.audio.decode import decode
 from emovox.audio.speech_gate import MIN_SPEECH_SECONDS, SpeechGate
 from emovox.audio.vad import silero_available
 from emovox.cli import app as cli_app
-from emovox.inference import recognizer as api
+from emovox.inference import loading
 from emovox.inference.recognizer import Prediction, Recognizer
 
 SR = 16000
@@ -168,9 +168,9 @@ def test_speech_gate_off_labels_everything():
 
 
 def test_load_takes_speech_gate(monkeypatch):
-    monkeypatch.setattr(api, "load_engine", lambda path, backend: ConfidentModel())
-    assert api.load(vad="energy").speech_gate is True
-    m = api.load(vad="energy", speech_gate=False)
+    monkeypatch.setattr(loading, "load_engine", lambda path, backend: ConfidentModel())
+    assert loading.load(vad="energy").speech_gate is True
+    m = loading.load(vad="energy", speech_gate=False)
     assert m.gate is None and m.predict(clicks(), sr=SR).label == "happy"
 
 
@@ -215,7 +215,7 @@ def test_long_chord_recording_is_no_speech_with_silero():
 
 @pytest.fixture
 def fake_engine(monkeypatch):
-    monkeypatch.setattr(api, "load_engine", lambda path, backend: ConfidentModel())
+    monkeypatch.setattr(loading, "load_engine", lambda path, backend: ConfidentModel())
 
 
 def test_cli_json_and_table_show_no_speech(fake_engine, tmp_path):

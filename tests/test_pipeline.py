@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 import emovox
 from emovox.audio import AudioError
 from emovox.cli import app
-from emovox.inference import pipeline
+from emovox.inference import loading, pipeline
 from emovox.inference import recognizer as api
 from emovox.inference.pipeline import THREAD_NAME, Failed, prefetch
 from emovox.inference.random_bundle import make_random_bundle
@@ -235,7 +235,7 @@ class FakeEngine:
 
 
 def test_predict_threads_option(monkeypatch, tmp_path, inputs):
-    monkeypatch.setattr(api, "load_engine", lambda path, backend: FakeEngine())
+    monkeypatch.setattr(loading, "load_engine", lambda path, backend: FakeEngine())
     runner = CliRunner()
     outs = []
     for threads in ("1", "3"):

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from emovox.audio import microphone, stream
 from emovox.cli import app
+from emovox.inference import loading
 from emovox.inference import recognizer as api
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -51,7 +52,7 @@ def fake_model(monkeypatch):
         loaded.append((path, backend))
         return FakeRecognizer()
 
-    monkeypatch.setattr(api, "load_engine", fake_load)
+    monkeypatch.setattr(loading, "load_engine", fake_load)
     return loaded
 
 

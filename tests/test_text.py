@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 
 from emovox.audio import AudioError
 from emovox.cli import app as cli_app
-from emovox.inference import recognizer as api
+from emovox.inference import loading
 from emovox.inference.recognizer import Recognizer
 from emovox.text import transcribe as tx
 from emovox.text.annotate import attach_text, nearest_segment
@@ -389,7 +389,7 @@ def test_emotion_only_predict_imports_no_speech_to_text():
 @pytest.fixture
 def fake_cli(monkeypatch):
     fake = FakeTranscriber()
-    monkeypatch.setattr(api, "load_engine", lambda path, backend: FakeEngine())
+    monkeypatch.setattr(loading, "load_engine", lambda path, backend: FakeEngine())
     monkeypatch.setattr(tx, "default_transcriber", lambda: fake)
     return fake
 
@@ -439,7 +439,7 @@ def test_cli_transcribe_is_for_the_local_engine(tmp_path, fake_cli):
 
 
 def test_cli_without_faster_whisper_names_the_install(tmp_path, monkeypatch):
-    monkeypatch.setattr(api, "load_engine", lambda path, backend: FakeEngine())
+    monkeypatch.setattr(loading, "load_engine", lambda path, backend: FakeEngine())
 
     def unavailable():
         raise TranscriberUnavailable(

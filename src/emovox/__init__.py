@@ -19,11 +19,16 @@ compat.install()
 __all__ = ["Prediction", "Recognizer", "__version__", "load"]
 
 if TYPE_CHECKING:
-    from emovox.inference.recognizer import Prediction, Recognizer, load
+    from emovox.inference.loading import load
+    from emovox.inference.recognizer import Prediction, Recognizer
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("load", "Recognizer", "Prediction"):
+    if name == "load":
+        from emovox.inference.loading import load
+
+        return load
+    if name in ("Recognizer", "Prediction"):
         from emovox.inference import recognizer
 
         return getattr(recognizer, name)

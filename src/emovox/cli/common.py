@@ -107,10 +107,10 @@ def load_predictor(
     model: Path | None, backend: str, vad: str, long_seconds: float = 20.0
 ) -> Recognizer:
     """``emovox.load`` with its failures as a clear error and exit code 2."""
-    from emovox.inference import recognizer
+    from emovox.inference import loading
 
     try:
-        return recognizer.load(model, backend=backend, long_seconds=long_seconds, vad=vad)
+        return loading.load(model, backend=backend, long_seconds=long_seconds, vad=vad)
     except (FileNotFoundError, ImportError, ValueError, OSError) as exc:
         fail(f"cannot load the model: {escape(str(exc))}")
 

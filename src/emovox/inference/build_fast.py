@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import os
 import platform
 import time
 from collections import Counter
@@ -138,7 +139,7 @@ def student_mels(
         flat = np.concatenate(present, axis=1) if present else np.zeros((n_mels, 0), np.float16)
         arrays[f"{n}/flat"], arrays[f"{n}/offsets"] = flat, offs
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.npz")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")  # parallel builds: one each
     np.savez(tmp, **arrays)
     tmp.replace(path)
     plain = per.pop("plain")

@@ -1,4 +1,5 @@
-"""The ready-to-use Python API: ``emovox.load()`` → :class:`Recognizer` → :class:`Prediction`.
+"""The ready-to-use Python API: ``emovox.load()`` (:mod:`emovox.inference.loading`) →
+:class:`Recognizer` → :class:`Prediction`.
 
 >>> import emovox                                         # doctest: +SKIP
 >>> model = emovox.load()                                 # the packaged default model
@@ -32,7 +33,6 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import closing
 from itertools import chain, islice
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -47,7 +47,7 @@ from emovox.inference.pipeline import Failed, default_workers, prefetch
 from emovox.inference.prediction import Prediction
 from emovox.inference.timeline import RecognizerLike, Timeline, analyze_chunks
 
-__all__ = ["Input", "Prediction", "Recognizer", "load", "load_engine"]
+__all__ = ["Input", "Prediction", "Recognizer"]
 
 Errors = Literal["raise", "return"]
 #: An input made ready for the model: a checked clip, a long recording, or already an answer
@@ -494,42 +494,6 @@ def _noted(p: Prediction, item: ShortClip | LongRecording) -> Prediction:
     """``p`` with the decoding warnings of the input it answers."""
     p.warnings = list(item.warnings)
     return p
-
-
-def load_engine(path: str | Path | None, backend: str) -> RecognizerLike:
-    """The engine :func:`load` wraps: the bundle at ``path`` (``None``: the packaged default
-    model) as an :class:`emovox.inference.engine.EncoderHead`, or a fast model (``"fast"``: the
-    packaged one) as an :class:`emovox.inference.fast.FastEngine` (tests replace this
-    function)."""
-    from emovox.inference.engine import load_bundle
-    from emovox.inference.fast import FastEngine, is_fast_bundle, resolve_model
-
-    folder = resolve_model(path)
-    if folder is not None and is_fast_bundle(folder):
-        return FastEngine(folder, backend)
-    return load_bundle(folder, backend=backend)
-
-
-def load(
-    path: str | Path | None = None,
-    backend: str = "auto",
-    *,
-    long_seconds: float = LONG_SECONDS,
-    vad: str = "auto",
-    speech_gate: bool = True,
-) -> Recognizer:
-    """Load a model folder (``None``: the packaged default model; ``"fast"``: the packaged fast
-    model) as a :class:`Recognizer`.
-
-    ``backend``: ``"auto"`` (ONNX when onnxruntime is installed), ``"onnx"``, ``"onnx-int8"``
-    (the ONNX graph with int8 weights), ``"torch"`` or ``"numpy"`` (the fast model: ``"auto"``,
-    ``"onnx"`` or ``"torch"``). ``speech_gate``: audio with too little speech gets
-    ``no_speech``, not an emotion. ``vad="auto"`` means Silero where installed, except for the
-    fast model, whose speech gate and segmenter use the energy detector: Silero costs several
-    times the fast model itself (pass ``vad="silero"`` to have it anyway).
-    """
-    engine = load_engine(path, backend)
-    return Recognizer(engine, long_seconds=long_seconds, vad=vad, speech_gate=speech_gate)
 
 
 def __getattr__(name: str) -> Any:

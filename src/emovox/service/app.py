@@ -365,7 +365,7 @@ def create_app(
     emotion. ``recognizer`` replaces loading a model (tests).
     """
     if recognizer is None:
-        from emovox.inference.recognizer import load_engine
+        from emovox.inference.loading import load_engine
 
         recognizer = load_engine(model_path, backend)  # a bundle folder, or "fast"
     svc = Service(
