@@ -249,7 +249,7 @@ def test_import_emovox_is_cheap_and_load_is_lazy():
     code = (
         "import sys, emovox; "
         "assert 'torch' not in sys.modules and 'emovox.inference.recognizer' not in sys.modules; "
-        "f = emovox.load; import emovox.inference.recognizer as r; assert f is r.load; "
+        "f = emovox.load; import emovox.inference.loading as r; assert f is r.load; "
         "assert 'torch' not in sys.modules; print('ok')"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
