@@ -51,6 +51,7 @@ from emovox.inference.build import (
     validation_mask,
 )
 from emovox.inference.fast import write_fast_bundle
+from emovox.inference.fold_store import FoldStore
 from emovox.io import atomic_write_json, atomic_write_text, cache_dir
 from emovox.progress import progress_bar
 
@@ -248,7 +249,8 @@ def run_protocol(
 ) -> dict[str, Any]:
     """Student and teacher scored under ``protocol`` (``"speaker-kfold"`` or ``"loco"``); each
     finished fold is kept in ``run_dir`` with its settings and not redone (a fold of other
-    settings is)."""
+    settings is). Another process on the same ``run_dir`` shares the folds
+    (:class:`~emovox.inference.fold_store.FoldStore`)."""
     say = say or (lambda _m: None)
     y = np.array([c.emotion for c in data.clips], dtype=object)
     speakers = np.array([c.speaker for c in data.clips], dtype=object)
@@ -262,16 +264,15 @@ def run_protocol(
         folds = leave_one_corpus_out(list(y), list(corp))
     else:
         raise ValueError(f"protocol must be speaker-kfold or loco, got {protocol!r}")
-    path = _folds_file(run_dir, protocol)
-    done: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
-    settings = fold_settings(cfg, C, list(view_mels))
-    stale = [name for name, f in done.items() if f.get("settings") != settings]
+    store = FoldStore(_folds_file(run_dir, protocol), fold_settings(cfg, C, list(view_mels)))
+    stale = store.stale()
     if stale:
-        say(f"{path}: {len(stale)} fold(s) of other settings, redone")
-        done = {name: f for name, f in done.items() if name not in stale}
-    for fi, fold in enumerate(folds):
-        if fold.name in done:
-            continue
+        say(f"{store.path}: {len(stale)} fold(s) of other settings, redone")
+    index = {fold.name: fi for fi, fold in enumerate(folds)}
+
+    def compute(name: str) -> None:
+        fi = index[name]
+        fold = folds[fi]
         t0 = time.perf_counter()
         train = np.asarray(fold.train)[usable[fold.train]]
         test = np.asarray(fold.test)[usable[fold.test]]
@@ -284,15 +285,18 @@ def run_protocol(
         )
         pred, _ = _predict(net, mels, test, present)
         teacher = np.array([present[j] for j in logits(head, data.X[test]).argmax(1)], object)
-        done[fold.name] = {
+        store.finish(fold.name, {
             "test": test.tolist(),
             "labels": present,
             "student": pred.tolist(),
             "teacher": teacher.tolist(),
             "seconds": round(time.perf_counter() - t0, 1),
-            "settings": settings,
-        }
-        atomic_write_json(path, done)
+        })  # fmt: skip
+
+    for fold in folds:  # the folds no other process has taken, then everyone's
+        if store.claim(fold.name):
+            compute(fold.name)
+    done = store.wait([fold.name for fold in folds], compute, say)
     return summarize(protocol, done, y, corp, labels)
 
 
@@ -382,9 +386,9 @@ def build_fast_model(
 
     settings = fold_settings(cfg, C, views)
     reused = sum(  # folds an earlier (interrupted or parallel) run already finished
-        sum(fold.get("settings") == settings for fold in json.loads(f.read_text()).values())
-        for f in (_folds_file(run, "speaker-kfold"), _folds_file(run, "loco"))
-        if f.is_file() and (loco or "loco" not in f.name)
+        len(FoldStore(_folds_file(run, p), settings).results())
+        for p in ("speaker-kfold", "loco")
+        if loco or p != "loco"
     )
     results = {"speaker-kfold": run_protocol("speaker-kfold", data, mels, view_mels, present, C,
                                              cfg, run, k, say)}  # fmt: skip
