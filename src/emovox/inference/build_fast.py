@@ -445,6 +445,7 @@ def build_fast_model(
         ],
         "command": "emovox build-fast-model --out DIR"
         + (f" --corpus {','.join(sorted(counts))}" if corpora else "")
+        + f" --epochs {cfg.epochs} --widths {','.join(map(str, cfg.widths))}"
         + (" --loco" if loco else ""),
         "hardware": f"{platform.machine()} CPU, {platform.python_version()}",
         "build_seconds": round(time.perf_counter() - t0, 1),
