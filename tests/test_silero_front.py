@@ -45,6 +45,19 @@ def test_dft_basis_rows_are_the_windowed_transform() -> None:
     np.testing.assert_allclose(basis[5:] @ x, spec.imag, atol=1e-12)
 
 
+@pytest.fixture
+def no_onnx(monkeypatch):
+    """Make ``import onnx`` fail, as on an installation without it."""
+    real_import = builtins.__import__
+
+    def blocked(name, *args, **kwargs):
+        if name == "onnx" or name.startswith("onnx."):
+            raise ImportError("blocked")
+        return real_import(name, *args, **kwargs)
+
+    return lambda: monkeypatch.setattr(builtins, "__import__", blocked)
+
+
 @pytest.fixture(scope="module")
 def speech_frames() -> np.ndarray:
     from emovox.inference.demo import join_clips, load_clips
@@ -69,7 +82,7 @@ def test_split_gives_the_whole_graphs_probabilities(speech_frames) -> None:
 
 
 @needs_silero
-def test_the_cut_is_cached_and_read_back_without_onnx(tmp_path, monkeypatch) -> None:
+def test_the_cut_is_cached_and_read_back_without_onnx(tmp_path, monkeypatch, no_onnx) -> None:
     pytest.importorskip("onnx")
     monkeypatch.setenv("EMOVOX_CACHE", str(tmp_path))
     path = str(silero_model_path())
@@ -80,14 +93,7 @@ def test_the_cut_is_cached_and_read_back_without_onnx(tmp_path, monkeypatch) -> 
         stored = sorted(p.suffix for p in (tmp_path / "silero").iterdir())
         assert stored == [".onnx", ".safetensors"]
         load_split.cache_clear()
-        real_import = builtins.__import__
-
-        def no_onnx(name, *args, **kwargs):
-            if name == "onnx" or name.startswith("onnx."):
-                raise ImportError("blocked")
-            return real_import(name, *args, **kwargs)
-
-        monkeypatch.setattr(builtins, "__import__", no_onnx)
+        no_onnx()
         again = load_split(path)
         assert again is not None and again.tail == first.tail
         rows = np.random.default_rng(3).standard_normal((4, 576)).astype(np.float32)
@@ -102,13 +108,6 @@ def test_the_cut_is_cached_and_read_back_without_onnx(tmp_path, monkeypatch) -> 
         load_split.cache_clear()
 
 
-def test_without_onnx_there_is_no_split(monkeypatch, tmp_path) -> None:
-    real_import = builtins.__import__
-
-    def no_onnx(name, *args, **kwargs):
-        if name == "onnx" or name.startswith("onnx."):
-            raise ImportError("blocked")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_onnx)
+def test_without_onnx_there_is_no_split(tmp_path, no_onnx) -> None:
+    no_onnx()
     assert silero_front.split_silero(tmp_path / "missing.onnx") is None

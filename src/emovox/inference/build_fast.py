@@ -403,7 +403,18 @@ def build_fast_model(
     usable = np.array([m is not None for m in mels])
     train = np.flatnonzero(~is_val & usable)
     val = np.flatnonzero(is_val & usable)
-    net = distill_on(data, mels, view_mels, train, thead, present, cfg, run / "final", say)
+    trained: dict[str, Any] = {}
+
+    def train_final(name: str) -> None:
+        trained[name] = distill_on(data, mels, view_mels, train, thead, present, cfg, run / name,
+                                   say)  # fmt: skip
+        final.finish(name, {"clips": len(train)})
+
+    final = FoldStore(run / "final-done.json", settings)  # one process trains it, others wait
+    final.wait(["final"], train_final, say)
+    net = trained.get("final") or distill_on(  # another process trained it: its checkpoint
+        data, mels, view_mels, train, thead, present, cfg, run / "final", say
+    )
     _, Zv = _predict(net, mels, val, present)
     y_val = np.array([present.index(data.clips[i].emotion) for i in val])
     T = fit_temperature(Zv.astype(np.float64), y_val)
