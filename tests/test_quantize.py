@@ -11,7 +11,7 @@ ort = pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
 
 import emovox  # noqa: E402
-from emovox.inference import engine, quantize  # noqa: E402
+from emovox.inference import engine, export, quantize  # noqa: E402
 from emovox.inference.engine import load_bundle  # noqa: E402
 from emovox.inference.export import cached_onnx  # noqa: E402
 from emovox.inference.quantize import Int8Settings, cached_int8_onnx  # noqa: E402
@@ -49,6 +49,14 @@ def test_int8_graph_is_made_once_beside_the_fp32_graph(folder, monkeypatch):
     assert cached_int8_onnx(folder) == path  # cached: no second quantization
     with pytest.raises(AssertionError, match="quantized again"):  # other settings, other file
         cached_int8_onnx(folder, Int8Settings(per_channel=False))
+
+
+def test_fp32_graph_is_exported_again_when_the_code_that_builds_it_changes(folder, monkeypatch):
+    first = cached_onnx(folder)
+    assert cached_onnx(folder) == first  # the same code: read back
+    monkeypatch.setattr(export, "export_code_version", lambda: "another version")
+    again = cached_onnx(folder)
+    assert again != first and again.exists() and first.exists()
 
 
 def test_convs_rewritten_as_matmuls_compute_the_same(folder, tmp_path):

@@ -10,6 +10,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from emovox.features.code_version import source_version
 from emovox.inference.backends import pooled_encoder_module
 from emovox.inference.bundle import MODEL_FILE, bundle_path, read_bundle
 from emovox.io import cache_dir
@@ -54,11 +55,22 @@ def write_onnx(
     return out
 
 
+#: The modules whose source shapes the exported graph (with :func:`pooled_encoder_module`).
+EXPORT_MODULES = ("emovox.inference.export", "emovox.encoders.whisper", "emovox.features.pooling")
+
+
+def export_code_version() -> str:
+    """A hash of the code that builds the exported graph: a change to it (say, how pooling is
+    written) makes :func:`cached_onnx` export again instead of reading an older graph back."""
+    return source_version(EXPORT_MODULES, (pooled_encoder_module,))
+
+
 def cached_onnx(folder: Path) -> Path:
     """The ONNX graph of the bundle in ``folder``, exported on first use into the cache folder
-    (named by a hash of the bundle's weights)."""
-    digest = hashlib.sha1((folder / MODEL_FILE).read_bytes()).hexdigest()[:16]
-    path = cache_dir() / "onnx" / f"{digest}.onnx"
+    (named by a hash of the bundle's weights and of :func:`export_code_version`)."""
+    h = hashlib.sha1((folder / MODEL_FILE).read_bytes())
+    h.update(export_code_version().encode())
+    path = cache_dir() / "onnx" / f"{h.hexdigest()[:16]}.onnx"
     if not path.exists():
         export_onnx(folder, path)
     return path
