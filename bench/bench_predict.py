@@ -240,7 +240,8 @@ def render(res: dict) -> str:
         "its matrix products (`emovox.inference.quantize`); `onnx` the same graph in float32 "
         '(`--backend onnx`). `fast (onnx)` is the fast model (`emovox.load("fast")`, '
         "`--model fast`): a small CNN distilled from the default model, on its own cheaper "
-        "log-mel, with the energy speech gate; its 'encoder only' column is the network alone. "
+        "log-mel, with the energy speech gate on clips (its live path segments with Silero, as "
+        "the default's does); its 'encoder only' column is the network alone. "
         "× reference: the time per clip as a multiple of the reference workload, measured in "
         "the same run. Peak memory is each backend's own child process.",
     ]

@@ -16,6 +16,7 @@ from conftest import write_ravdess_tree  # noqa: E402
 
 import emovox  # noqa: E402
 from emovox.audio import Preprocess  # noqa: E402
+from emovox.audio.vad import silero_available  # noqa: E402
 from emovox.deep.distill import (  # noqa: E402
     DistillConfig,
     class_weights,
@@ -143,12 +144,17 @@ def test_folder_loads_with_onnx_and_torch_alike(folder, toy) -> None:
 def test_load_predicts_files_with_the_energy_gate(folder, toy, tmp_path) -> None:
     _, y, wavs = toy
     rec = emovox.load(folder)
-    assert rec.backend == "onnx" and rec.vad_kind == "energy" and rec.labels == tuple(LABELS)
+    assert rec.backend == "onnx" and rec.gate_kind == "energy" and rec.labels == tuple(LABELS)
+    assert rec.gate.detector == "energy"
+    # long recordings and live audio: segmented by the usual detector (Silero where installed)
+    assert rec.vad_kind == "auto"
+    assert rec.vad.name == ("silero" if silero_available() else "energy")
     path = tmp_path / "clip.wav"
     sf.write(path, np.concatenate([wavs[0]] * 2), SR)
     p = rec.predict(str(path))
     assert p.label == LABELS[y[0]] and p.error is None
-    assert emovox.load(folder, vad="silero").vad_kind == "silero"
+    assert emovox.load(folder, vad="silero").gate_kind == "silero"
+    assert emovox.load(folder, vad="energy").vad.name == "energy"
 
 
 def test_fast_name_without_the_packaged_model_says_how_to_build(monkeypatch, tmp_path) -> None:

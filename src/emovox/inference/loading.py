@@ -39,8 +39,8 @@ def load(
     (the ONNX graph with int8 weights), ``"torch"`` or ``"numpy"`` (the fast model: ``"auto"``,
     ``"onnx"`` or ``"torch"``). ``speech_gate``: audio with too little speech gets
     ``no_speech``, not an emotion. ``vad="auto"`` means Silero where installed, except for the
-    fast model, whose speech gate and segmenter use the energy detector: Silero costs several
-    times the fast model itself (pass ``vad="silero"`` to have it anyway).
-    """
+    fast model's speech gate on short clips, which uses the energy detector: there Silero costs
+    several times the fast model itself (pass ``vad="silero"`` to have it anyway). Long
+    recordings and live audio are segmented by ``vad``'s detector for both models."""
     engine = load_engine(path, backend)
     return Recognizer(engine, long_seconds=long_seconds, vad=vad, speech_gate=speech_gate)

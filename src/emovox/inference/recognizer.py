@@ -61,7 +61,8 @@ class Recognizer:
 
     ``engine`` is anything with ``labels``, ``threshold`` and ``predict_proba(wavs)`` (a loaded
     bundle, :class:`emovox.inference.engine.EncoderHead`); ``vad`` is ``"auto"``, ``"silero"``
-    or ``"energy"`` (it also picks the speech gate's detector); ``speech_gate``: refuse an
+    or ``"energy"``, the detector that finds speech in long recordings and live audio (and,
+    except for the fast model with ``"auto"``, the speech gate's); ``speech_gate``: refuse an
     emotion to audio with too little speech (``no_speech`` results; settable later).
     ``workers``: threads that decode and gate the next inputs of a list while the model runs
     (0: none, all in the caller's thread; None: 1 with two usable cores or more, else 0), at most
@@ -85,9 +86,12 @@ class Recognizer:
         self.prefetch = prefetch
         self.speech_gate = speech_gate
         self.long_seconds = long_seconds
-        # the fast model's gate: Silero would cost several times the model itself
+        self.vad_kind = vad
+        # the fast model's per-clip gate: Silero would cost several times the model itself. Its
+        # segmenter keeps Silero: about 0.5 ms per second of audio, nothing against real time,
+        # and it finds the pauses between utterances that the energy detector runs together
         fast = getattr(engine, "kind", None) == "fast_cnn"
-        self.vad_kind = "energy" if vad == "auto" and fast else vad
+        self.gate_kind = "energy" if vad == "auto" and fast else vad
         self.segmenter = segmenter or SegmenterConfig()
         self.batch_size = max(1, batch_size)
         pre = getattr(engine, "preprocess_cfg", None)
@@ -456,12 +460,13 @@ class Recognizer:
 
     @property
     def gate(self) -> SpeechGate | None:
-        """The speech gate (made on first use, its detector following ``vad``); None when
+        """The speech gate of short clips (made on first use, its detector ``gate_kind``:
+        ``vad``'s, or the energy detector for the fast model with ``vad="auto"``); None when
         :attr:`speech_gate` is off."""
         if not self.speech_gate:
             return None
         if self._gate is None:
-            self._gate = SpeechGate(self.vad_kind)
+            self._gate = SpeechGate(self.gate_kind)
         return self._gate
 
     def _analyze(self, item: LongRecording) -> Timeline:
