@@ -34,7 +34,8 @@ from domain_score import main_cache as domain_cache
 from emovox.evaluation.dataset import load_dataset
 from emovox.evaluation.experiment_config import ExperimentConfig
 from emovox.evaluation.metrics import score
-from emovox.inference.build import fit_head, fit_temperature, head_tensors, logits, softmax
+from emovox.inference.build import fit_head, head_tensors, logits
+from emovox.inference.calibration import fit_temperature, softmax
 from emovox.io import atomic_write_json, cache_dir
 
 ROOT = Path(__file__).resolve().parents[1]

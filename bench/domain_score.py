@@ -9,7 +9,10 @@ speakers; the softmax temperature and the domain threshold (95th percentile) set
 validation speakers only. On the held-out corpus: share flagged ``out_of_domain``, accuracy of
 flagged vs unflagged answers, and the share of wrong answers flagged by ``uncertain`` (top
 probability < 0.5), by ``out_of_domain``, and by either. A second temperature is fitted nested:
-on the held-out-corpus logits of the OTHER six folds.
+on the held-out-corpus logits of the OTHER six folds. Last, what the bundle ships: a
+temperature rising with the domain score
+(:func:`emovox.inference.calibration.fit_domain_temperature`), fitted nested as the
+bundle's is fitted (half validation speakers, half the other six folds' held-out corpora).
 The issue's bar (17, item 6): flagged answers >= 25 points less accurate than unflagged, and
 >= 40 % of wrong answers flagged.
 
@@ -37,10 +40,14 @@ from emovox.evaluation.splits import validation_speakers
 from emovox.inference.build import (
     build_default_model,
     fit_head,
-    fit_temperature,
     head_tensors,
     logits,
+)
+from emovox.inference.calibration import (
+    fit_domain_temperature,
+    fit_temperature,
     softmax,
+    uncertain_flags,
 )
 from emovox.inference.domain import DomainScore, fit_domain
 from emovox.io import atomic_write_json, cache_dir
@@ -58,23 +65,25 @@ MAIN = "resid64"
 C = float(inspect.signature(build_default_model).parameters["C"].default)
 THRESHOLD = 0.5
 QUANTILE = 0.95
-READING = """Reading (head C = 0.001, the bundled recipe's). The bar is not reached with what
-ships: `uncertain` with the in-domain temperature (T about 0.9-1.0) catches a quarter to just
-over half of the wrong answers, and the domain score adds the corpora that really are unlike the
-training data: all of the Indian phone commands and almost all of TESS (its two speakers and
-studio appear nowhere else), about a tenth of RAVDESS, Korean and Spanish, nothing of CREMA-D
-(it sits inside the other corpora's spread). Where both groups are non-trivial, flagged answers
-are less accurate than unflagged ones, but by under 25 points except on Korean (and TESS, whose
-unflagged rest is a handful of clips). Mixed with in-domain speech, flagged answers are clearly
-less accurate and 39-90 % of wrong answers are flagged. The score measures unfamiliar recording
-conditions, not mistakes: on acted English from similar studios (CREMA-D, SAVEE) it cannot help,
-and the Mahalanobis distance inside the main directions flags far less (the new corpora differ
-off the training subspace, not along it). A temperature fitted on held-out-corpus predictions
-(nested, T about 2) reaches the bar on 6 of 7 corpora, but only by calling about half to nine
-tenths of in-domain answers uncertain too: it turns `uncertain` into "mostly", so it is not
-shipped; the bundle keeps its validation temperature and ships `out_of_domain` (residual, 64
-directions, its threshold set on its own held-out speakers, see the model card) beside
-`uncertain`."""
+READING = """Reading (head C = 0.001, the bundled recipe's). With one temperature set on
+the validation speakers (T about 0.9-1.0), `uncertain` catches a quarter to just over half of
+the wrong answers on a held-out corpus, and the domain score adds the corpora that really are
+unlike the training data: all of the Indian phone commands and almost all of TESS (its two
+speakers and studio appear nowhere else), about a tenth of RAVDESS, Korean and Spanish, nothing
+of CREMA-D (it sits inside the other corpora's spread). That meets the bar on 2 of 7 held-out
+corpora. One temperature fitted on held-out-corpus predictions instead (nested, T about 2)
+meets it on 6 of 7, but only by calling half to nine tenths of in-domain answers uncertain too.
+The bundle now ships the middle way: a temperature that rises with the domain score, fitted on
+both kinds of prediction at once. Typical in-domain audio keeps a temperature near 1 (a third of
+validation answers flagged, against 25-31 % with one temperature), while the held-out corpora,
+whose scores sit higher, get 1.1-2.6; nested, it meets the bar on 4 of 7 held-out corpora
+(Korean, RAVDESS, SAVEE, TESS). It does not on CREMA-D and Spanish (flagged answers 13 and 19
+points less accurate than the rest, not 25: their scores overlap the training corpora's, so the
+temperature cannot tell their clips apart from familiar ones), nor on Indian EmoSpeech, where
+every answer is flagged and the model is near chance whatever it says. The score measures
+unfamiliar recording conditions, not mistakes, and the Mahalanobis distance inside the main
+directions flags far less than the residual (the new corpora differ off the training subspace,
+not along it)."""
 
 
 def main_cache() -> Path:
@@ -198,6 +207,7 @@ def run(cache: Path) -> dict:
             v = {kk: round(x, 4) if isinstance(x, float) else x for kk, x in v.items()}
             variants.setdefault(str(k), {})[held] = v
         rows.append(held)
+    domain_t = nested_domain_temperature(folds, y_idx)
     summary = {}
     for k, per in variants.items():
         summary[k] = {
@@ -217,7 +227,49 @@ def run(cache: Path) -> dict:
         "uncertain_threshold": THRESHOLD,
         "per_k": variants,
         "summary": summary,
+        "domain_temperature": domain_t,
     }
+
+
+def nested_domain_temperature(folds: dict, y_idx: dict) -> dict:
+    """What ships: the temperature rising with the (main) domain score, fitted as
+    ``emovox build-model`` fits it (:func:`fit_domain_temperature`: half on in-domain validation
+    speakers, half on held-out-corpus predictions), nested: for held-out corpus X, the
+    held-out half is the other six folds' held-out corpora, never X."""
+    out = {}
+    for held, f in folds.items():
+        te = f["test"].astype(bool) & (y_idx[held] >= 0)
+        va = f["val"].astype(bool)
+        Z, yi, s = f["Z"], y_idx[held], f[MAIN]
+        others = []
+        for h in folds:
+            if h != held:
+                m = folds[h]["test"].astype(bool) & (y_idx[h] >= 0)
+                others.append((folds[h]["Z"][m], y_idx[h][m], folds[h][MAIN][m]))
+        dt = fit_domain_temperature([(Z[va], yi[va], s[va])], others)
+        thr = float(np.quantile(s[va], QUANTILE))
+        right, unc = uncertain_flags(Z[te], yi[te], dt(s[te]), THRESHOLD)
+        either = unc | (s[te] > thr)
+        _, unc_va = uncertain_flags(Z[va], yi[va], dt(s[va]), THRESHOLD)
+        either_va = unc_va | (s[va] > thr)
+        T_one = fit_temperature(Z[va], yi[va])
+        _, unc_one_va = uncertain_flags(Z[va], yi[va], T_one, THRESHOLD)
+        out[held] = {
+            "intercept": round(dt.intercept, 4),
+            "slope": round(dt.slope, 4),
+            "temperature_validation_median": round(float(dt(np.median(s[va])[None])[0]), 3),
+            "temperature_held_out_median": round(float(dt(np.median(s[te])[None])[0]), 3),
+            "share_flagged_held_out": round(float(either.mean()), 4),
+            "share_flagged_validation": round(float(either_va.mean()), 4),
+            "share_flagged_validation_one_temperature": round(
+                float((unc_one_va | (s[va] > thr)).mean()), 4
+            ),
+            "wrong_flagged": round(float(either[~right].mean()), 4),
+            "accuracy_flagged": acc(right, either),
+            "accuracy_unflagged": acc(right, ~either),
+        }
+        out[held] = {k: round(v, 4) if isinstance(v, float) else v for k, v in out[held].items()}
+    return out
 
 
 def bar(v: dict, flagged: str, unflagged: str, wrong: str) -> bool:
@@ -284,6 +336,7 @@ def render(res: dict) -> str:
             for h, v in per.items()
         ],
         "",
+        *domain_temperature_table(res.get("domain_temperature")),
         "Mixed with in-domain speech (validation speakers of the training corpora plus the "
         "held-out corpus; flag = either):",
         "",
@@ -314,6 +367,40 @@ def render(res: dict) -> str:
         END,
     ]
     return "\n".join(lines)
+
+
+def domain_temperature_table(dt: dict | None) -> list[str]:
+    """The table of the temperature that rises with the domain score (what the bundle ships)."""
+    if not dt:
+        return []
+    met = [h for h, v in dt.items()
+           if bar(v, "accuracy_flagged", "accuracy_unflagged", "wrong_flagged")]  # fmt: skip
+    return [
+        "**What ships: a temperature that rises with the domain score** "
+        "(`emovox.inference.calibration`, `T = exp(a + b × score)`), fitted as `emovox "
+        "build-model` fits it: half on the validation speakers, half on held-out-corpus "
+        "predictions. Nested here: for each held-out corpus, its held-out half is the other six "
+        "folds' held-out corpora. Flag = `uncertain` (top probability < 0.5 at that temperature) "
+        "or `out_of_domain`:",
+        "",
+        "| held-out corpus | T typical validation / typical held-out | flagged, held-out / "
+        "in-domain validation (one temperature) | wrong flagged | accuracy flagged / unflagged "
+        "| bar met |",
+        "|---|---|---|---|---|---|",
+        *[
+            f"| {h} | {v['temperature_validation_median']:.2f} / "
+            f"{v['temperature_held_out_median']:.2f} | {pct(v['share_flagged_held_out'])} / "
+            f"{pct(v['share_flagged_validation'])} % "
+            f"({pct(v['share_flagged_validation_one_temperature'])} %) | "
+            f"{pct(v['wrong_flagged'])} % | {pct(v['accuracy_flagged'])} / "
+            f"{pct(v['accuracy_unflagged'])} % | {'yes' if h in met else 'no'} |"
+            for h, v in dt.items()
+        ],
+        "",
+        f"Issue bar with what ships: met on {len(met)} of {len(dt)} held-out corpora "
+        f"({', '.join(met) or 'none'}).",
+        "",
+    ]
 
 
 def write_doc(text: str) -> None:

@@ -149,3 +149,60 @@ def test_a_loco_run_attached_after_the_build_matches_one_given_at_build(
         json.loads((tmp_path / "b" / "card.json").read_text())["generalization"]["run"] == "loco-y"
     )
     load_bundle(tmp_path / "b", backend="numpy")  # still a valid bundle
+
+
+def _three_corpora(base: Path) -> Path:
+    """The tiny RAVDESS tree plus TESS- and SAVEE-layout trees of the same four emotions."""
+    import soundfile as sf
+    from conftest import emotional_tone
+
+    roots = write_ravdess_tree(base)
+    tess = roots / "tess" / "TESS Toronto emotional speech set data"
+    savee = roots / "savee" / "AudioData"
+    emotions = [("neutral", "n"), ("happy", "h"), ("sad", "sa"), ("angry", "a")]
+    for si, who in enumerate(("OAF", "YAF")):
+        for ei, (emo, _) in enumerate(emotions):
+            (tess / f"{who}_{emo}").mkdir(parents=True, exist_ok=True)
+            for wi, word in enumerate(("back", "dog", "germ")):
+                tone = emotional_tone(ei, 10 + si, wi + 1)
+                sf.write(tess / f"{who}_{emo}" / f"{who}_{word}_{emo}.wav", tone, 16000)
+    for si, who in enumerate(("DC", "JE", "JK", "KL")):
+        (savee / who).mkdir(parents=True, exist_ok=True)
+        for ei, (_, code) in enumerate(emotions):
+            for take in (1, 2):
+                tone = emotional_tone(ei, 20 + si, take)
+                sf.write(savee / who / f"{code}{take:02d}.wav", tone, 16000)
+    return roots
+
+
+def test_with_three_corpora_the_temperature_rises_with_the_domain_score(
+    setup, tmp_path, monkeypatch
+) -> None:
+    from emovox.inference.build import loco_predictions, training_data
+    from emovox.inference.engine import load_bundle
+
+    _, enc = setup
+    monkeypatch.setenv("EMOVOX_CACHE", str(tmp_path / "cache"))
+    roots = _three_corpora(tmp_path / "three")
+    kw = dict(roots=[str(roots)], corpora=["ravdess", "tess", "savee"], encoder=enc, k=3,
+              holdout_speakers=[], progress=False)  # fmt: skip
+    cfg = build_default_model(tmp_path / "bundle", **kw)
+    dt = cfg["domain_temperature"]
+    assert dt is not None and np.isfinite([dt["intercept"], dt["slope"]]).all()
+    cal = cfg["card"]["calibration"]["domain_temperature"]
+    assert cal["held_out_corpora"] == ["ravdess", "savee", "tess"]
+    assert cal["held_out_clips"] == 48 + 24 + 32  # every clip, each scored without its corpus
+    assert 0 <= cal["share_uncertain_held_out"] <= 1
+    assert "rises with the input's domain score" in render_card(cfg)
+    model = load_bundle(tmp_path / "bundle", backend="numpy")
+    assert model.domain_temperature is not None and model.domain_temperature.slope == dt["slope"]
+    # each corpus's predictions come from a head that never saw it
+    data = training_data([str(roots)], ["ravdess", "tess", "savee"], "paper7", enc, None,
+                         False, print)  # fmt: skip
+    corp = np.array([c.corpus for c in data.clips], dtype=object)
+    groups = loco_predictions(data, corp, np.zeros(len(corp), bool), ["neutral", "happy", "sad",
+                              "angry"], 0.001)  # fmt: skip
+    assert [len(g[1]) for g in groups] == [48, 32, 24]  # ravdess, savee, tess (sorted)
+    plain = build_default_model(tmp_path / "plain", loco_temperature=False, **kw)
+    assert plain["domain_temperature"] is None
+    assert "domain_temperature" not in plain["card"]["calibration"]

@@ -18,8 +18,8 @@ from emovox.encoders import (  # noqa: E402
 )
 from emovox.features.embeddings import EmbeddingConfig, extract_embeddings  # noqa: E402
 from emovox.features.pooling import merge_chunk_stats, pool_stats  # noqa: E402
-from emovox.inference.build import fit_temperature, softmax  # noqa: E402
 from emovox.inference.bundle import BundleError  # noqa: E402
+from emovox.inference.calibration import fit_temperature, softmax  # noqa: E402
 from emovox.inference.engine import load_bundle  # noqa: E402
 from emovox.inference.random_bundle import make_random_bundle  # noqa: E402
 

@@ -42,6 +42,14 @@ def build_model(
             "--protocol loco) whose per-corpus scores the model card shows."
         ),
     ] = None,
+    loco_temperature: Annotated[
+        bool,
+        typer.Option(
+            help="With 3 or more corpora, let the softmax temperature rise with the domain "
+            "score, fitted also on each corpus scored by a head trained without it (one more "
+            "head per corpus); off: one temperature from the validation speakers."
+        ),
+    ] = True,
     seed: int = 0,
     root: RootOpt = None,
 ) -> None:
@@ -64,6 +72,7 @@ def build_model(
             seed=seed,
             views=view or [],
             loco_run=loco_run,
+            loco_temperature=loco_temperature,
             log=lambda m: err.print(m, soft_wrap=True),
         )
     except (NoCorporaError, FileNotFoundError, ValueError) as exc:

@@ -37,6 +37,13 @@ from emovox.features.embeddings import (
     load_encoder,
 )
 from emovox.inference.bundle import BundleConfig, write_bundle
+from emovox.inference.calibration import (
+    domain_temperature_summary,
+    expected_calibration_error,
+    fit_domain_temperature,
+    fit_temperature,
+    softmax,
+)
 from emovox.inference.card import domain_card, generalization_from_run, limits
 from emovox.inference.domain import (
     DEFAULT_COMPONENTS,
@@ -78,36 +85,6 @@ def head_tensors(model: Any, order: Sequence[int]) -> dict[str, np.ndarray]:
 def logits(head: dict[str, np.ndarray], X: np.ndarray) -> np.ndarray:
     Xs = (X.astype(np.float64) - head["mean"]) / head["scale"]
     return Xs @ head["weight"].T.astype(np.float64) + head["bias"]
-
-
-def softmax(Z: np.ndarray) -> np.ndarray:
-    Z = Z - Z.max(axis=1, keepdims=True)
-    P = np.exp(Z)
-    return P / P.sum(axis=1, keepdims=True)
-
-
-def fit_temperature(Z: np.ndarray, y_idx: np.ndarray) -> float:
-    """The softmax temperature minimising the negative log-likelihood of ``y_idx``."""
-    from scipy.optimize import minimize_scalar
-
-    def nll(log_t: float) -> float:
-        P = softmax(Z / np.exp(log_t))
-        return float(-np.mean(np.log(P[np.arange(len(y_idx)), y_idx] + 1e-12)))
-
-    res = minimize_scalar(nll, bounds=(-3.0, 3.0), method="bounded")
-    return float(np.exp(res.x))
-
-
-def expected_calibration_error(P: np.ndarray, y_idx: np.ndarray, bins: int = 10) -> float:
-    conf = P.max(1)
-    right = P.argmax(1) == y_idx
-    edges = np.linspace(0, 1, bins + 1)
-    ece = 0.0
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
-        m = (conf > lo) & (conf <= hi)
-        if m.any():
-            ece += m.mean() * abs(right[m].mean() - conf[m].mean())
-    return float(ece)
 
 
 def select_layers(X: np.ndarray, n_all: int, layers: Sequence[int], width: int) -> np.ndarray:
@@ -243,6 +220,42 @@ def fit_domain_score(
     return dom.with_threshold(dom.score(standardise(X_val)), quantile)
 
 
+#: Fewest training corpora for the leave-one-corpus-out temperature (each fold keeps two).
+MIN_CORPORA_FOR_LOCO_TEMPERATURE = 3
+
+
+def loco_predictions(
+    data: TrainingData,
+    corp: np.ndarray,
+    is_val: np.ndarray,
+    labels: Sequence[str],
+    C: float,
+    seed: int = 0,
+    log: Log | None = None,
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Held-out-corpus predictions for :func:`~emovox.inference.calibration.fit_domain_temperature`:
+    for each corpus, a head and a domain score fitted on the other corpora's training speakers
+    (``~is_val``, the final head's), and that corpus's clips (every speaker) scored by them:
+    ``(logits, label indices, domain scores)``, labels among those the fold's head knows."""
+    say: Log = log or (lambda _m: None)
+    y = np.array([c.emotion for c in data.clips], dtype=object)
+    groups = []
+    for c in sorted(set(corp)):
+        fit = ~is_val & (corp != c)
+        known = [lab for lab in labels if lab in set(y[fit])]
+        model, order = fit_head(*data.rows(fit), known, C, seed)
+        head = head_tensors(model, order)
+        rows = (corp == c) & np.isin(y, known)
+        Xs_fit, Xs = (
+            (data.X[m].astype(np.float64) - head["mean"]) / head["scale"] for m in (fit, rows)
+        )
+        dom = fit_domain(Xs_fit, k=DEFAULT_COMPONENTS, seed=seed)
+        y_idx = np.array([known.index(v) for v in y[rows]], dtype=np.int64)
+        groups.append((logits(head, data.X[rows]), y_idx, dom.score(Xs)))
+        say(f"held-out-corpus temperature: {c} scored by a head without it ({rows.sum()} clips)")
+    return groups
+
+
 def fit_adapted_head(
     X: np.ndarray,
     y: np.ndarray,
@@ -280,10 +293,16 @@ def build_default_model(
     seed: int = 0,
     views: Sequence[str] = (),
     loco_run: str | Path | None = None,
+    loco_temperature: bool = True,
     progress: bool = True,
     log: Log | None = None,
 ) -> dict[str, Any]:
     """Train, score and write a bundle to ``out``; returns its ``model.json`` content.
+
+    With ``loco_temperature`` and at least :data:`MIN_CORPORA_FOR_LOCO_TEMPERATURE` corpora,
+    the temperature rises with the domain score, fitted half on the validation speakers and
+    half on held-out-corpus predictions (:func:`loco_predictions`,
+    :mod:`emovox.inference.calibration`): one more head per corpus.
 
     ``holdout_speakers`` (default: the speakers of the bundled demo clips) never reach the
     final head's training data; they join the validation speakers, so the demo shows the
@@ -348,10 +367,28 @@ def build_default_model(
     y_val = np.array([present.index(v) for v in y[is_val]])
     Z = logits(head, X[is_val])
     T = fit_temperature(Z, y_val)
-    P_raw, P = softmax(Z), softmax(Z / T)
-    conf = P.max(1)
-    right = P.argmax(1) == y_val
-    unc = conf < threshold
+    T_val: float | np.ndarray = T  # the temperature each validation clip gets
+    dom_temp, loco_calib = None, None
+    if loco_temperature and len(set(corp)) >= MIN_CORPORA_FOR_LOCO_TEMPERATURE:
+        corp_arr = np.array(corp, dtype=object)
+        held = loco_predictions(data, corp_arr, is_val, present, C, seed, say)
+        Xs_val = (X[is_val].astype(np.float64) - head["mean"]) / head["scale"]
+        s_val = domain.score(Xs_val)
+        dom_temp = fit_domain_temperature([(Z, y_val, s_val)], held)
+        loco_calib = domain_temperature_summary(dom_temp, (Z, y_val, s_val), held, threshold)
+        loco_calib["held_out_corpora"] = sorted(set(corp))
+        loco_calib["threshold_score"] = domain.threshold
+        loco_calib["temperature_at_threshold"] = round(
+            float(dom_temp(np.array([domain.threshold]))[0]), 3
+        )
+        say(
+            f"domain temperature T(s) = exp({dom_temp.intercept:.3f} + {dom_temp.slope:.3f} s): "
+            f"{loco_calib['temperature_validation_median']:.2f} on typical validation audio, "
+            f"{loco_calib['temperature_at_threshold']:.2f} at the out_of_domain threshold"
+        )
+        T_val = dom_temp(s_val)[:, None]
+    P_raw, P = softmax(Z), softmax(Z / T_val)
+    right, unc = P.argmax(1) == y_val, P.max(1) < threshold
     calib = {
         "validation_clips": int(is_val.sum()),
         "validation_speakers": len(val_spk),
@@ -362,6 +399,7 @@ def build_default_model(
         "share_uncertain": round(float(unc.mean()), 4),
         "accuracy_when_certain": round(float(right[~unc].mean()), 4) if (~unc).any() else None,
         "accuracy_when_uncertain": round(float(right[unc].mean()), 4) if unc.any() else None,
+        **({"domain_temperature": loco_calib} if loco_calib else {}),
     }
     say(f"temperature {T:.3f}: ECE {calib['ece_before']:.3f} -> {calib['ece_after']:.3f}")
 
@@ -417,6 +455,7 @@ def build_default_model(
         preprocess=asdict(pre),
         card=card,
         adapted_temperature=T_adapted,
+        domain_temperature=dom_temp.to_dict() if dom_temp is not None else None,
     )
     write_bundle(out, cfg, enc.state_dict(), head, domain, adapted)
     atomic_write_json(Path(out) / "card.json", card)

@@ -43,13 +43,12 @@ from emovox.inference.build import (
     PAPER_CORPORA,
     TrainingData,
     fit_head,
-    fit_temperature,
     head_tensors,
     logits,
-    softmax,
     training_data,
     validation_mask,
 )
+from emovox.inference.calibration import fit_temperature, softmax
 from emovox.inference.fast import write_fast_bundle
 from emovox.inference.fold_store import FoldStore
 from emovox.io import atomic_write_json, atomic_write_text, cache_dir

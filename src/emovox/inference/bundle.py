@@ -11,8 +11,9 @@ pooled layer statistics and a calibrated linear head).
 ``model.json``
     format, labels, which layers and statistics feed the head, the softmax temperature, the
     ``uncertain`` threshold, the ``out_of_domain`` threshold and score kind (``domain_threshold``,
-    ``domain_method``; optional), preprocessing, and the model card (data, protocol, scores,
-    limits).
+    ``domain_method``; optional), the temperature as a function of the domain score
+    (``domain_temperature``; optional, :mod:`emovox.inference.calibration`), preprocessing,
+    and the model card (data, protocol, scores, limits).
 ``LICENSE-whisper.txt``
     the MIT notice of the encoder weights.
 
@@ -66,6 +67,9 @@ class BundleConfig:
     domain_threshold: float | None = None  # out_of_domain above it (domain.* tensors)
     domain_method: str = "residual"  # the kind of domain score (emovox.inference.domain)
     adapted_temperature: float | None = None  # of the adapted_head.* tensors, when present
+    # the temperature as a function of the domain score (emovox.inference.calibration
+    # .DomainTemperature as a dict); None: ``temperature`` for every input
+    domain_temperature: dict[str, float] | None = None
     format: str = FORMAT
     version: int = VERSION
 

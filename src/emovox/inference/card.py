@@ -31,6 +31,29 @@ def domain_card(domain: DomainScore) -> str:
     )
 
 
+def domain_temperature_lines(dt: dict[str, Any] | None) -> list[str]:
+    """The card's paragraph on a temperature that rises with the domain score, if any."""
+    if not dt:
+        return []
+    return [
+        "The temperature is not one number: it rises with the input's domain score "
+        f"(T = exp({dt['intercept']:.2f} + {dt['slope']:.2f} × score), about "
+        f"{dt['temperature_validation_median']:.2f} on typical validation audio and "
+        f"{dt['temperature_at_threshold']:.2f} at the out_of_domain threshold). It is fitted "
+        "half on the validation speakers and half on every training corpus scored by a head "
+        f"trained without it ({dt['held_out_clips']} clips of "
+        f"{len(dt['held_out_corpora'])} corpora), so that audio unlike the training data "
+        "gets the flatter probabilities that unseen corpora call for. With it, "
+        f"{100 * dt['share_uncertain_validation']:.0f} % of validation answers and "
+        f"{100 * dt['share_uncertain_held_out']:.0f} % of the held-out-corpus answers are "
+        f"uncertain, and {100 * dt['wrong_flagged_held_out']:.0f} % of the wrong held-out "
+        f"answers (accuracy {100 * (dt['accuracy_held_out_uncertain'] or 0):.0f} % flagged, "
+        f"{100 * (dt['accuracy_held_out_certain'] or 0):.0f} % not; in-sample figures, the "
+        "nested ones are in docs/generalization.md).",
+        "",
+    ]
+
+
 def adaptation_section(cfg: dict[str, Any]) -> list[str]:
     """The card's lines on the adapted head (``--adapt``), or none for a bundle without it."""
     if cfg.get("adapted_temperature") is None:
@@ -106,7 +129,13 @@ def render_card(cfg: dict[str, Any]) -> str:
         *generalization_section(card),
         '## Probabilities and "uncertain"',
         "",
-        f"Probabilities are temperature-scaled (T = {cal['temperature']:.2f}) on "
+        "Probabilities are temperature-scaled ("
+        + (
+            "T rising with the domain score, below"
+            if cal.get("domain_temperature")
+            else f"T = {cal['temperature']:.2f}"
+        )
+        + ") on "
         f"{cal['validation_clips']} clips of {cal['validation_speakers']} held-out speakers: "
         f"expected calibration error {cal['ece_before']:.3f} before, {cal['ece_after']:.3f} "
         f"after. {card['uncertain'][0].upper() + card['uncertain'][1:]}. On the held-out "
@@ -114,6 +143,7 @@ def render_card(cfg: dict[str, Any]) -> str:
         f"is {100 * (cal['accuracy_when_certain'] or 0):.0f} % when not flagged and "
         f"{100 * (cal['accuracy_when_uncertain'] or 0):.0f} % when flagged.",
         "",
+        *domain_temperature_lines(cal.get("domain_temperature")),
         *(
             [
                 "## Unfamiliar audio (out_of_domain)",

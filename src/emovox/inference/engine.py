@@ -31,11 +31,13 @@ from emovox.inference.backends import (
 )
 from emovox.inference.bundle import (
     BundleConfig,
+    BundleError,
     bundle_path,
     read_adapted,
     read_bundle,
     read_domain,
 )
+from emovox.inference.calibration import DomainTemperature
 from emovox.inference.domain import DomainScore
 from emovox.inference.export import cached_onnx
 from emovox.inference.quantize import cached_int8_onnx
@@ -121,6 +123,15 @@ class EncoderHead:
                 f"domain score reads {domain.n_features} features, the head {self._W.shape[1]}"
             )
         self.domain = domain
+        #: The temperature as a function of the domain score, or None (one temperature).
+        self.domain_temperature: DomainTemperature | None = None
+        if cfg.domain_temperature is not None:
+            if domain is None:
+                raise BundleError(
+                    f"{path or 'bundle'}: domain_temperature in model.json but no domain score "
+                    "(domain.* tensors)"
+                )
+            self.domain_temperature = DomainTemperature.from_dict(cfg.domain_temperature)
         #: The head for standardised embeddings (:mod:`emovox.inference.adapt`), or None.
         self.adapted_head = adapted
         #: The backend computing the pooled statistics (:mod:`emovox.inference.backends`).
@@ -152,9 +163,15 @@ class EncoderHead:
         return self.encoder.pooled(mel)
 
     def head_proba(self, F: np.ndarray) -> np.ndarray:
-        """Calibrated probabilities ``(n, C)`` from pooled statistics ``(n, F)``."""
-        Z = ((np.asarray(F, dtype=np.float64) - self._mean) / self._scale) @ self._W.T + self._b
-        Z = Z / self.config.temperature
+        """Calibrated probabilities ``(n, C)`` from pooled statistics ``(n, F)``: the logits
+        divided by the bundle's temperature, or, with a domain temperature, by each input's
+        own temperature from its domain score (:mod:`emovox.inference.calibration`)."""
+        Xs = (np.asarray(F, dtype=np.float64) - self._mean) / self._scale
+        Z = Xs @ self._W.T + self._b
+        if self.domain_temperature is not None and self.domain is not None:
+            Z = Z / self.domain_temperature(self.domain.score(Xs))[:, None]
+        else:
+            Z = Z / self.config.temperature
         Z -= Z.max(axis=1, keepdims=True)
         P = np.exp(Z)
         return (P / P.sum(axis=1, keepdims=True)).astype(np.float32)
