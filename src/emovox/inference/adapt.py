@@ -84,7 +84,8 @@ class FeatureLog:
         for y, f in zip(wavs, F, strict=True):
             self.by_id[id(y)] = f
             self.rows.append(f)
-        return self.engine.head_proba(F), self.engine.domain_scores(F)
+        S = self.engine.domain_scores(F)
+        return self.engine.head_proba(F, S), S
 
 
 def relabel(entry: Any, p: np.ndarray, labels: Sequence[str], threshold: float) -> None:

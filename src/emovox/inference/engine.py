@@ -162,14 +162,16 @@ class EncoderHead:
         """Pooled encoder statistics of one log-mel ``(n_mels, T)`` with this backend."""
         return self.encoder.pooled(mel)
 
-    def head_proba(self, F: np.ndarray) -> np.ndarray:
+    def head_proba(self, F: np.ndarray, scores: np.ndarray | None = None) -> np.ndarray:
         """Calibrated probabilities ``(n, C)`` from pooled statistics ``(n, F)``: the logits
         divided by the bundle's temperature, or, with a domain temperature, by each input's
-        own temperature from its domain score (:mod:`emovox.inference.calibration`)."""
+        own temperature from its domain score (:mod:`emovox.inference.calibration`; ``scores``:
+        the inputs' :meth:`domain_scores` when already computed)."""
         Xs = (np.asarray(F, dtype=np.float64) - self._mean) / self._scale
         Z = Xs @ self._W.T + self._b
         if self.domain_temperature is not None and self.domain is not None:
-            Z = Z / self.domain_temperature(self.domain.score(Xs))[:, None]
+            s = self.domain.score(Xs) if scores is None else np.asarray(scores, np.float64)
+            Z = Z / self.domain_temperature(s)[:, None]
         else:
             Z = Z / self.config.temperature
         Z -= Z.max(axis=1, keepdims=True)
@@ -210,7 +212,8 @@ class EncoderHead:
             empty = None if self.domain is None else np.zeros(0)
             return np.zeros((0, len(self.labels)), dtype=np.float32), empty
         F = np.stack([self.features(y) for y in wavs])
-        return self.head_proba(F), self.domain_scores(F)
+        S = self.domain_scores(F)
+        return self.head_proba(F, S), S
 
 
 def load_bundle(
