@@ -149,8 +149,8 @@ def render(res: dict) -> str:
         "`bench/results/corpus_disagreement.json`): per held-out corpus, six more heads on the "
         "other six corpora's training speakers, each without one of them; an answer is "
         f"`unstable` when at least {res['min_disagree']} of the six differ from the main head. "
-        f"Main head (logreg C = {res.get('C', 0.01):g}), temperature and domain score fitted "
-        "as for the table above.",
+        f"Main head (logreg C = {res.get('C', 0.01):g}), one temperature (validation speakers) "
+        "and domain score fitted as for the first table above.",
         "",
         "| held-out corpus | clips | unstable | accuracy unstable / stable | wrong flagged: "
         "unstable / + uncertain / + uncertain + OOD | in-domain validation flagged: unstable / "
@@ -169,7 +169,7 @@ def render(res: dict) -> str:
         )
     names = {"unstable": "`unstable` alone", "unstable_or_uncertain": "`unstable` or "
              "`uncertain`", "any_flag": "any of the three", "uncertain_or_ood": "`uncertain` or "
-             "`out_of_domain` (what ships)"}  # fmt: skip
+             "`out_of_domain` (one temperature)"}  # fmt: skip
     lines += [
         "",
         "Issue bar (flagged >= 25 points less accurate than unflagged, >= 40 % of wrong answers "
