@@ -387,6 +387,12 @@ def build_default_model(
             f"{loco_calib['temperature_at_threshold']:.2f} at the out_of_domain threshold"
         )
         T_val = dom_temp(s_val)[:, None]
+    elif loco_temperature:
+        say(
+            f"one temperature for every input: the domain temperature needs at least "
+            f"{MIN_CORPORA_FOR_LOCO_TEMPERATURE} corpora to hold out in turn, these are "
+            f"{len(set(corp))}"
+        )
     P_raw, P = softmax(Z), softmax(Z / T_val)
     right, unc = P.argmax(1) == y_val, P.max(1) < threshold
     calib = {
