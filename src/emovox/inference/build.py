@@ -5,9 +5,11 @@
 2. frozen Whisper embeddings of every clip (cached, :mod:`emovox.features.embeddings`);
 3. speaker-independent scores of the same recipe (speaker k-fold over all clips), per corpus,
    for the model card;
-4. the final head: a logistic regression on the training speakers, its softmax temperature
-   fitted on held-out validation speakers (so probabilities are calibrated), and the
-   ``uncertain`` threshold's behaviour measured on them;
+4. the final head: a logistic regression on the training speakers, its domain score, its
+   softmax temperature fitted on held-out validation speakers (so probabilities are
+   calibrated) and, with three or more corpora, made to rise with the domain score by also
+   fitting it on each corpus scored by a head trained without it (:func:`loco_predictions`);
+   the ``uncertain`` threshold's behaviour measured on the validation speakers;
 5. the bundle folder (fp16 encoder + head + ``model.json`` with the card).
 """
 
