@@ -84,9 +84,13 @@ def head_tensors(model: Any, order: Sequence[int]) -> dict[str, np.ndarray]:
     }
 
 
+def standardise(head: dict[str, np.ndarray], X: np.ndarray) -> np.ndarray:
+    """``X`` in the head's standardised space (where it and the domain score read it)."""
+    return (np.asarray(X, dtype=np.float64) - head["mean"]) / head["scale"]
+
+
 def logits(head: dict[str, np.ndarray], X: np.ndarray) -> np.ndarray:
-    Xs = (X.astype(np.float64) - head["mean"]) / head["scale"]
-    return Xs @ head["weight"].T.astype(np.float64) + head["bias"]
+    return standardise(head, X) @ head["weight"].T.astype(np.float64) + head["bias"]
 
 
 def select_layers(X: np.ndarray, n_all: int, layers: Sequence[int], width: int) -> np.ndarray:
@@ -214,12 +218,8 @@ def fit_domain_score(
 ) -> DomainScore:
     """The domain score over the head's standardised features: fitted on the training clips,
     its threshold the ``quantile`` of the validation (held-out speakers') scores."""
-
-    def standardise(X: np.ndarray) -> np.ndarray:
-        return (np.asarray(X, dtype=np.float64) - head["mean"]) / head["scale"]
-
-    dom = fit_domain(standardise(X_train), k=k, seed=seed)
-    return dom.with_threshold(dom.score(standardise(X_val)), quantile)
+    dom = fit_domain(standardise(head, X_train), k=k, seed=seed)
+    return dom.with_threshold(dom.score(standardise(head, X_val)), quantile)
 
 
 #: Fewest training corpora for the leave-one-corpus-out temperature (each fold keeps two).
@@ -248,12 +248,11 @@ def loco_predictions(
         model, order = fit_head(*data.rows(fit), known, C, seed)
         head = head_tensors(model, order)
         rows = (corp == c) & np.isin(y, known)
-        Xs_fit, Xs = (
-            (data.X[m].astype(np.float64) - head["mean"]) / head["scale"] for m in (fit, rows)
-        )
-        dom = fit_domain(Xs_fit, k=DEFAULT_COMPONENTS, seed=seed)
+        dom = fit_domain(standardise(head, data.X[fit]), k=DEFAULT_COMPONENTS, seed=seed)
         y_idx = np.array([known.index(v) for v in y[rows]], dtype=np.int64)
-        groups.append((logits(head, data.X[rows]), y_idx, dom.score(Xs)))
+        groups.append(
+            (logits(head, data.X[rows]), y_idx, dom.score(standardise(head, data.X[rows])))
+        )
         say(f"held-out-corpus temperature: {c} scored by a head without it ({rows.sum()} clips)")
     return groups
 
@@ -374,8 +373,7 @@ def build_default_model(
     if loco_temperature and len(set(corp)) >= MIN_CORPORA_FOR_LOCO_TEMPERATURE:
         corp_arr = np.array(corp, dtype=object)
         held = loco_predictions(data, corp_arr, is_val, present, C, seed, say)
-        Xs_val = (X[is_val].astype(np.float64) - head["mean"]) / head["scale"]
-        s_val = domain.score(Xs_val)
+        s_val = domain.score(standardise(head, X[is_val]))
         dom_temp = fit_domain_temperature([(Z, y_val, s_val)], held)
         loco_calib = domain_temperature_summary(dom_temp, (Z, y_val, s_val), held, threshold)
         loco_calib["held_out_corpora"] = sorted(set(corp))

@@ -109,9 +109,8 @@ def fit_domain_temperature(
 
     if not 0 < held_out_weight < 1:
         raise ValueError(f"held_out_weight must be between 0 and 1, got {held_out_weight}")
-    kinds = [(g, w) for g, w in ((in_domain, 1 - held_out_weight), (held_out, held_out_weight))]
     parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, float]] = []
-    for groups, weight in kinds:
+    for groups, weight in ((in_domain, 1 - held_out_weight), (held_out, held_out_weight)):
         n = sum(len(y) for _, y, _ in groups)
         if n == 0:
             raise ValueError("fit_domain_temperature needs predictions of both kinds")
